@@ -1,0 +1,38 @@
+"""Compose a validated config outside a Hydra app (the plan CLI, tuning, tests) from the same config tree."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from .config import Config, register, to_config
+
+
+def dirname_resolver(override_dirname: str) -> str:
+    """A run directory's name from its overrides ('default' when none; hashed when too long for a file name)."""
+    import hashlib
+
+    name = override_dirname.replace("/", "_") or "default"
+    if len(name) > 180:
+        name = name[:160] + "_" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    return name
+
+
+def register_all() -> None:
+    register()
+    if not OmegaConf.has_resolver("dbsl_dirname"):
+        OmegaConf.register_new_resolver("dbsl_dirname", dirname_resolver)
+
+
+def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> Config:
+    """The config a ``python -m dbsl.run <overrides>`` would get, as a validated :class:`Config`."""
+    register_all()
+    overrides = list(overrides)
+    if not any(o.split("=")[0].lstrip("+") == "output_dir" for o in overrides):
+        overrides.append("output_dir=results/runs/compose")
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="dbsl.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return to_config(cfg) if validate else OmegaConf.to_object(cfg)

@@ -1,0 +1,218 @@
+"""The Plan: a pure function of (config, dataset size, hardware profile) giving everything a run does.
+
+The four schemes are two switches of one plan: dual batch (n_S > 0 small-batch workers, section 3) and cyclic
+progressive learning (CPL, section 4: inside every LR stage, resolution, dropout and B_L/B_S step low -> high).
+Milestones are in global commits (epoch x n), as in the authors' code; commit c (0-based) is the (c+1)-th push.
+
+``python -m dbsl.plan <overrides>`` prints the plan as a table, or as JSON with ``--json``.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import asdict, dataclass, field
+from typing import List, Tuple
+
+from .config import Config, ConfigError
+from .timemodel import (BudgetError, HardwareProfile, data_split, profile_from_config, small_batch,
+                        update_factor)
+
+# Training-set sizes of the named datasets, so that a plan can be printed without loading data.
+DATASET_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "imagenet": 1_281_167}
+
+
+def dataset_size(cfg: Config) -> int:
+    d = cfg.dataset
+    full = d.synthetic_train if d.name == "synthetic" else DATASET_SIZES[d.name]
+    return min(d.num_train, full) if d.num_train else full
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of commits with one (LR stage, resolution, dropout, B_L, B_S): a CPL sub-stage, or an LR stage."""
+
+    index: int
+    lr_stage: int
+    start: int  # first commit of the phase
+    end: int  # one past its last commit
+    lr: float
+    resolution: int
+    dropout: float
+    batch_large: int  # B_L
+    batch_small: int  # B_S (0 without small-batch workers)
+    steps_large: int  # round(d_L / B_L) batches per large mini-epoch
+    steps_small: int  # round(d_S / B_S)
+    time_large: float  # modelled seconds of a large mini-epoch (Eq. 2 with the step count)
+    time_small: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    scheme: str
+    dataset_size: int  # d
+    num_workers: int  # n
+    num_small: int  # n_S
+    extra_time_ratio: float  # k
+    data_large: int  # d_L
+    data_small: int  # d_S
+    update_factor_small: float  # f of a small-batch worker (large workers: 1)
+    total_commits: int  # epochs x n
+    warmup_commits: int
+    warmup_start_lr: float
+    hardware: str
+    phases: Tuple[Phase, ...] = field(default_factory=tuple)
+
+    # -- lookups -------------------------------------------------------------------------------------------
+    def phase_at(self, commit: int) -> Phase:
+        """The phase in force once ``commit`` pushes have been merged (a worker reads it at its next pull)."""
+        starts = [p.start for p in self.phases]
+        return self.phases[max(0, bisect.bisect_right(starts, min(commit, self.total_commits - 1)) - 1)]
+
+    def lr_at(self, commit: int) -> float:
+        """The stage LR, with the optional linear warm-up over the first commits."""
+        phase = self.phase_at(commit)
+        if commit < self.warmup_commits:
+            return self.warmup_start_lr + (phase.lr - self.warmup_start_lr) * commit / self.warmup_commits
+        return phase.lr
+
+    def is_small(self, rank: int) -> bool:
+        """Ranks 1..n_S are small-batch workers, as in the authors' code (rank 0 is the server)."""
+        return 1 <= rank <= self.num_small
+
+    def batch_size(self, rank: int, phase: Phase) -> int:
+        return phase.batch_small if self.is_small(rank) else phase.batch_large
+
+    def steps(self, rank: int, phase: Phase) -> int:
+        return phase.steps_small if self.is_small(rank) else phase.steps_large
+
+    def data_amount(self, rank: int) -> int:
+        return self.data_small if self.is_small(rank) else self.data_large
+
+    def update_factor(self, rank: int) -> float:
+        return self.update_factor_small if self.is_small(rank) else 1.0
+
+    def mini_epoch_time(self, rank: int, phase: Phase) -> float:
+        return phase.time_small if self.is_small(rank) else phase.time_large
+
+    @property
+    def epoch_commits(self) -> int:
+        return self.num_workers
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Plan":
+        data = dict(data)
+        data["phases"] = tuple(Phase(**p) for p in data["phases"])
+        return cls(**data)
+
+
+def stage_boundaries(cfg: Config) -> List[Tuple[int, int, int, int]]:
+    """(lr_stage, resolution index, start epoch, end epoch) for each phase of the schedule."""
+    s, o = cfg.schedule, cfg.optim
+    stage_ends = list(o.lr_milestones) + [s.epochs]
+    stage_starts = [0] + list(o.lr_milestones)
+    last = len(s.resolutions) - 1
+    if not cfg.scheme.cyclic:
+        return [(i, last, lo, hi) for i, (lo, hi) in enumerate(zip(stage_starts, stage_ends))]
+    phases = []
+    if s.cycle_ends:
+        ends = list(s.cycle_ends)
+        starts = [0] + ends[:-1]
+        # resolutions advance cyclically at every sub-stage end (the authors' itertools.cycle)
+        for j, (lo, hi) in enumerate(zip(starts, ends)):
+            stage = bisect.bisect_left(stage_ends, hi)
+            phases.append((stage, j % len(s.resolutions), lo, hi))
+        return phases
+    count = len(s.resolutions)
+    for i, (lo, hi) in enumerate(zip(stage_starts, stage_ends)):
+        cuts = [lo + round((hi - lo) * j / count) for j in range(count + 1)]
+        for j in range(count):
+            if cuts[j + 1] > cuts[j]:
+                phases.append((i, j, cuts[j], cuts[j + 1]))
+    return phases
+
+
+def build_plan(cfg: Config, dataset_size: int, profile: HardwareProfile | None = None) -> Plan:
+    """Pure: the plan of a run from its config, the training-set size d and the hardware profile."""
+    profile = profile or profile_from_config(cfg.hardware)
+    s, o = cfg.schedule, cfg.optim
+    n = cfg.ps.num_workers
+    n_small = cfg.dbsl.num_small if cfg.scheme.dual_batch else 0
+    k = cfg.dbsl.extra_time_ratio
+    split = data_split(dataset_size, n, n_small, k, cfg.dbsl.rounding)
+    phases = []
+    for index, (stage, r_idx, lo, hi) in enumerate(stage_boundaries(cfg)):
+        res = s.resolutions[r_idx]
+        model = profile.model(res)
+        b_large = s.batch_large[r_idx] if s.batch_large is not None else profile.batch_large[res]
+        b_small = small_batch(model, b_large, dataset_size, n, k, split.data_small, cfg.dbsl.rounding, res) \
+            if n_small else 0
+        steps_large = round(split.data_large / b_large)
+        steps_small = round(split.data_small / b_small) if n_small else 0
+        if steps_large < 1 and n_small < n:
+            raise BudgetError(f"schedule.batch_large: B_L={b_large} at {res} px exceeds the {split.data_large} samples "
+                              f"a large-batch worker trains per mini-epoch (d={dataset_size}, n={n}); lower "
+                              "schedule.batch_large or use more data (dataset.num_train)")
+        if n_small and steps_small < 1:
+            raise BudgetError(f"dbsl.num_small={n_small}: B_S={b_small} at {res} px exceeds d_S={split.data_small}; "
+                              "lower dbsl.num_small or dbsl.extra_time_ratio")
+        phases.append(Phase(
+            index=index, lr_stage=stage, start=lo * n, end=hi * n, lr=o.lr * o.lr_gamma ** stage, resolution=res,
+            dropout=s.dropouts[r_idx], batch_large=b_large, batch_small=b_small, steps_large=steps_large,
+            steps_small=steps_small, time_large=model.mini_epoch_time(b_large, steps_large),
+            time_small=model.mini_epoch_time(b_small, steps_small) if n_small else 0.0))
+    return Plan(
+        scheme=cfg.scheme.name, dataset_size=dataset_size, num_workers=n, num_small=n_small, extra_time_ratio=k,
+        data_large=split.data_large, data_small=split.data_small,
+        update_factor_small=update_factor(split, cfg.ps.update_factor) if n_small else 1.0,
+        total_commits=s.epochs * n,
+        warmup_commits=0 if (o.warmup_baseline_only and n_small) else round(o.warmup_epochs * n), warmup_start_lr=o.warmup_start_lr,
+        hardware=profile.name, phases=tuple(phases))
+
+
+def plan_table(plan: Plan) -> "rich.table.Table":  # noqa: F821
+    from rich.table import Table
+
+    title = (f"{plan.scheme}: n={plan.num_workers}, n_S={plan.num_small}, k={plan.extra_time_ratio}, "
+             f"d={plan.dataset_size}, d_L={plan.data_large}, d_S={plan.data_small}, "
+             f"f={plan.update_factor_small:.4g}, {plan.total_commits} commits, hardware={plan.hardware}")
+    table = Table(title=title)
+    for col in ("phase", "epochs", "commits", "LR", "res", "dropout", "B_L", "B_S", "steps L/S", "time L/S (s)"):
+        table.add_column(col, justify="right")
+    n = plan.num_workers
+    for p in plan.phases:
+        table.add_row(str(p.index), f"{p.start // n + 1}-{p.end // n}", f"{p.start}-{p.end - 1}", f"{p.lr:g}",
+                      str(p.resolution), f"{p.dropout:g}", str(p.batch_large), str(p.batch_small or "-"),
+                      f"{p.steps_large}/{p.steps_small or '-'}",
+                      f"{p.time_large:.3g}/{p.time_small:.3g}" if plan.num_small else f"{p.time_large:.3g}/-")
+    return table
+
+
+def main(argv: List[str] | None = None) -> int:
+    """python -m dbsl.plan [--json] [hydra overrides ...]"""
+    import sys
+
+    from rich.console import Console
+
+    from .compose import compose_config
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
+    overrides = [a for a in args if a != "--json"]
+    try:
+        cfg = compose_config(overrides)
+        plan = build_plan(cfg, dataset_size(cfg))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps(plan.to_dict(), indent=2))
+    else:
+        Console().print(plan_table(plan))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

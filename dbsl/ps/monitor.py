@@ -1,0 +1,124 @@
+"""What happens after every commit, whichever executor runs: the metrics row, evaluation bookkeeping,
+best/final tracking, progress (a bar on a terminal, one log line per epoch) and the sinks (e.g. W&B)."""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from typing import Protocol, Sequence
+
+import torch
+from tqdm import tqdm
+
+from ..data import Pipeline
+from ..plan import Phase, Plan
+from ..record import RunRecord
+from ..train import EvalStats, TrainStats, evaluate
+
+log = logging.getLogger("dbsl")
+
+
+class Sink(Protocol):
+    def log_commit(self, row: dict) -> None: ...
+    def log_summary(self, summary: dict) -> None: ...
+    def finish(self, status: str) -> None: ...
+
+
+class Evaluator:
+    """Tests a global model on the full test set at the current phase's resolution."""
+
+    def __init__(self, model: torch.nn.Module, pipeline: Pipeline, device: torch.device, batch_size: int,
+                 amp: bool = False):
+        self.model, self.pipeline, self.device, self.batch_size, self.amp = model, pipeline, device, batch_size, amp
+
+    @torch.no_grad()
+    def __call__(self, state: dict, resolution: int) -> EvalStats:
+        for name, tensor in self.model.state_dict().items():
+            tensor.copy_(state[name])
+        return evaluate(self.model, self.pipeline.test_batches(resolution, self.batch_size), self.device, self.amp)
+
+
+class Monitor:
+    def __init__(self, plan: Plan, record: RunRecord, eval_every: int, sinks: Sequence[Sink] = (),
+                 progress: bool = True, start_commit: int = 0):
+        self.plan, self.record, self.eval_every, self.sinks = plan, record, eval_every, list(sinks)
+        self.best: dict | None = None
+        self.final: dict | None = None
+        self.last_eval: dict | None = None
+        self.compute_time = 0.0
+        self.eval_time = 0.0
+        self.modelled_time = 0.0
+        self.wall_offset = 0.0  # wall seconds of earlier (interrupted) attempts
+        self.start = time.perf_counter()
+        self.bar = tqdm(total=plan.total_commits, initial=start_commit, unit="commit", dynamic_ncols=True,
+                        disable=not (progress and sys.stderr.isatty()), desc=plan.scheme)
+
+    def due(self, commit: int) -> bool:
+        """Evaluate every m commits and always at the last one."""
+        return (commit + 1) % self.eval_every == 0 or commit == self.plan.total_commits - 1
+
+    def wall_time(self) -> float:
+        return self.wall_offset + time.perf_counter() - self.start
+
+    def commit(self, commit: int, rank: int, phase: Phase, lr: float, stats: TrainStats, modelled_time: float,
+               test: EvalStats | None) -> dict:
+        n = self.plan.num_workers
+        self.compute_time += stats.seconds
+        self.modelled_time = max(self.modelled_time, modelled_time)
+        row = {"commit": commit, "epoch": commit // n + 1, "worker": rank, "small": self.plan.is_small(rank),
+               "phase": phase.index, "lr_stage": phase.lr_stage, "resolution": phase.resolution,
+               "dropout": phase.dropout, "lr": lr, "batch_size": self.plan.batch_size(rank, phase),
+               "samples": stats.samples, "train_loss": stats.loss, "train_acc": stats.acc,
+               "modelled_time": modelled_time, "wall_time": self.wall_time(), "compute_time": self.compute_time}
+        if test is not None:
+            self.eval_time += test.seconds
+            row.update(test_loss=test.loss, test_top1=test.top1, test_top5=test.top5)
+            point = {"commit": commit, "epoch": row["epoch"], "test_loss": test.loss, "test_top1": test.top1,
+                     "test_top5": test.top5, "modelled_time": modelled_time, "wall_time": row["wall_time"]}
+            self.last_eval = self.final = point
+            if self.best is None or test.top1 > self.best["test_top1"]:
+                self.best = point
+        self.record.append_metrics([row])
+        for sink in self.sinks:
+            sink.log_commit(row)
+        self.bar.update(1)
+        if (commit + 1) % n == 0:
+            self._epoch_line(commit, phase, lr, row)
+        return row
+
+    def _epoch_line(self, commit: int, phase: Phase, lr: float, row: dict) -> None:
+        n = self.plan.num_workers
+        test = self.last_eval
+        acc = f"test top-1 {test['test_top1']:.4f} loss {test['test_loss']:.4f} (commit {test['commit']})" \
+            if test else "not evaluated yet"
+        line = (f"epoch {commit // n + 1}/{self.plan.total_commits // n}  commit {commit + 1}  {phase.resolution}px "
+                f"lr {lr:.4g}  train loss {row['train_loss']:.4f}  {acc}  modelled {self.modelled_time:.1f}s  "
+                f"wall {row['wall_time']:.1f}s")
+        if self.bar.disable:
+            log.info(line)
+        else:
+            self.bar.write(line)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "final": self.final, "last_eval": self.last_eval,
+                "compute_time": self.compute_time, "eval_time": self.eval_time,
+                "modelled_time": self.modelled_time, "wall_time": self.wall_time()}
+
+    def load_state_dict(self, data: dict) -> None:
+        self.best, self.final, self.last_eval = data["best"], data["final"], data["last_eval"]
+        self.compute_time, self.eval_time = data["compute_time"], data["eval_time"]
+        self.modelled_time, self.wall_offset = data["modelled_time"], data["wall_time"]
+        self.start = time.perf_counter()
+
+    def results(self) -> dict:
+        """The summary's metrics: best (over all evaluations, as the journal tables) and final (as COMPSAC's)."""
+        return {"best": self.best, "final": self.final, "modelled_time": self.modelled_time,
+                "wall_time": self.wall_time(), "compute_time": self.compute_time, "eval_time": self.eval_time}
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

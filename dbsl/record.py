@@ -1,0 +1,177 @@
+"""The run record: the only thing the report reads.
+
+One directory per run::
+
+    config.yaml    the resolved config
+    plan.json      the plan (phases, batch sizes, data amounts, update factors)
+    metrics.csv    one row per commit; the test columns are filled where the merged model was evaluated
+    summary.json   status (running / completed / failed), best and final metrics, times, seed, versions, git commit
+    checkpoint.pt  the latest checkpoint (resume)
+
+summary.json and checkpoint.pt are replaced atomically (write a temporary file, fsync, rename), so a killed run never
+leaves a file that looks complete; metrics.csv is append-only and cut back to the checkpoint on resume.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+METRIC_COLUMNS = (
+    "commit", "epoch", "worker", "small", "phase", "lr_stage", "resolution", "dropout", "lr", "batch_size",
+    "samples", "train_loss", "train_acc", "test_loss", "test_top1", "test_top5", "modelled_time", "wall_time",
+    "compute_time",
+)
+STATUSES = ("running", "completed", "failed")
+
+
+def write_atomic(path: Path | str, data: bytes | str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict:
+    import torchvision
+
+    from . import __version__
+
+    return {"dbsl": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "platform": platform.platform()}
+
+
+class RunRecord:
+    def __init__(self, run_dir: Path | str):
+        self.dir = Path(run_dir)
+        self.summary_path = self.dir / "summary.json"
+        self.metrics_path = self.dir / "metrics.csv"
+        self.checkpoint_path = self.dir / "checkpoint.pt"
+        self._metrics_fh = None
+        self._writer = None
+
+    # -- summary -------------------------------------------------------------------------------------------
+    def read_summary(self) -> dict | None:
+        return read_summary(self.dir)
+
+    def write_summary(self, summary: dict) -> None:
+        if summary.get("status") not in STATUSES:
+            raise ValueError(f"summary status must be one of {STATUSES}")
+        write_atomic(self.summary_path, json.dumps(summary, indent=2, default=_json_default) + "\n")
+
+    def write_json(self, name: str, data: Any) -> None:
+        write_atomic(self.dir / name, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+    def write_text(self, name: str, text: str) -> None:
+        write_atomic(self.dir / name, text)
+
+    # -- metrics -------------------------------------------------------------------------------------------
+    def open_metrics(self, keep_until_commit: int | None = None) -> None:
+        """Open metrics.csv for appending; on resume keep only the rows up to ``keep_until_commit``."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        rows = []
+        if keep_until_commit is not None and self.metrics_path.exists():
+            rows = [r for r in read_metric_rows(self.metrics_path) if int(r["commit"]) <= keep_until_commit]
+        write_atomic(self.metrics_path, _csv_text(rows))
+        self._metrics_fh = open(self.metrics_path, "a", newline="")
+        self._writer = csv.DictWriter(self._metrics_fh, fieldnames=METRIC_COLUMNS, extrasaction="ignore",
+                                      lineterminator="\n")
+
+    def append_metrics(self, rows: Iterable[dict]) -> None:
+        for row in rows:
+            self._writer.writerow({k: _cell(row.get(k)) for k in METRIC_COLUMNS})
+        self._metrics_fh.flush()
+
+    def close(self) -> None:
+        if self._metrics_fh is not None:
+            self._metrics_fh.flush()
+            os.fsync(self._metrics_fh.fileno())
+            self._metrics_fh.close()
+            self._metrics_fh = None
+
+    # -- checkpoint ----------------------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict) -> None:
+        import io
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        write_atomic(self.checkpoint_path, buf.getvalue())
+
+    def load_checkpoint(self) -> dict | None:
+        if not self.checkpoint_path.exists():
+            return None
+        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def _csv_text(rows: list[dict]) -> str:
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_metric_rows(path: Path | str) -> list[dict]:
+    """Rows of a metrics.csv; a torn last line (a killed run) is dropped."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r for r in rows if (r.get("commit") or "").isdigit() and r.get("compute_time") is not None]
+
+
+def read_summary(run_dir: Path | str) -> dict | None:
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def find_runs(root: Path | str) -> list[Path]:
+    """Every run directory (one holding a summary.json) under ``root``."""
+    root = Path(root)
+    return sorted(p.parent for p in root.rglob("summary.json"))

@@ -1,0 +1,123 @@
+"""One run from a validated config: skip or resume, load data, plan, execute, and keep the record honest."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import traceback
+from typing import Callable, Dict, Sequence
+
+import torch
+from omegaconf import OmegaConf
+
+from .config import Config
+from .data import load_dataset
+from .plan import build_plan
+from .ps.context import RunContext
+from .ps.monitor import Monitor
+from .record import RunRecord, git_commit, versions
+from .train import resolve_device
+
+log = logging.getLogger("dbsl")
+
+
+def _executors() -> Dict[str, Callable]:
+    from .ps.simulated import run_simulated
+
+    executors = {"simulated": run_simulated}
+    try:
+        from .ps.distributed import run_distributed
+
+        executors["distributed"] = run_distributed
+    except ImportError:
+        pass
+    return executors
+
+
+def make_sinks(cfg: Config, summary: dict) -> list:
+    if not cfg.logger.wandb:
+        return []
+    from .sinks.wandb import WandbSink
+
+    return [WandbSink(cfg, summary)]
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_summary(cfg: Config, plan, overrides: Sequence[str]) -> dict:
+    """What a run is: the fields the report groups and labels runs by."""
+    return {
+        "status": "running", "name": cfg.name, "scheme": cfg.scheme.name, "dual_batch": cfg.scheme.dual_batch,
+        "cyclic": cfg.scheme.cyclic, "dataset": cfg.dataset.name, "model_width": cfg.model.width,
+        "num_workers": plan.num_workers, "num_small": plan.num_small, "extra_time_ratio": plan.extra_time_ratio,
+        "update_factor": cfg.ps.update_factor, "merge_rule": cfg.ps.merge_rule, "sync": cfg.ps.sync,
+        "sampling": cfg.train.sampling, "executor": cfg.executor.name, "hardware": plan.hardware, "seed": cfg.seed,
+        "overrides": list(overrides), "run_dir": str(cfg.output_dir), "total_commits": plan.total_commits,
+        "plan": {"dataset_size": plan.dataset_size, "data_large": plan.data_large, "data_small": plan.data_small,
+                 "update_factor_small": plan.update_factor_small,
+                 "batch_large": {p.resolution: p.batch_large for p in plan.phases},
+                 "batch_small": {p.resolution: p.batch_small for p in plan.phases}},
+        "versions": versions(), "git_commit": git_commit(), "started": now(),
+    }
+
+
+def execute(cfg: Config, overrides: Sequence[str] = ()) -> dict:
+    """Run (or skip, or resume) the run whose record lives in ``cfg.output_dir``; returns its summary."""
+    record = RunRecord(cfg.output_dir)
+    previous = record.read_summary()
+    if previous and previous.get("status") == "completed" and not cfg.overwrite:
+        log.info("%s: already completed, skipped (overwrite=true runs it again)", record.dir)
+        return {**previous, "skipped": True}
+    checkpoint = None
+    if previous and cfg.resume and not cfg.overwrite:
+        checkpoint = record.load_checkpoint()
+    elif cfg.overwrite:
+        record.checkpoint_path.unlink(missing_ok=True)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.device)
+    source = load_dataset(cfg.dataset, cfg.seed)  # a missing or corrupt dataset fails here, before any training
+    plan = build_plan(cfg, len(source.train))  # an impossible budget fails here
+    if checkpoint is not None and checkpoint.get("executor") != cfg.executor.name:
+        checkpoint = None
+    record.write_text("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    record.write_json("plan.json", plan.to_dict())
+    summary = run_summary(cfg, plan, overrides)
+    if checkpoint is not None:
+        summary["resumed_from_commit"] = checkpoint["commit"] + 1
+        summary["started"] = previous.get("started", summary["started"])
+    record.write_summary(summary)
+    record.open_metrics(keep_until_commit=checkpoint["commit"] if checkpoint else None)
+    sinks = make_sinks(cfg, summary)
+    monitor = Monitor(plan, record, cfg.train.eval_every, sinks, cfg.logger.progress,
+                      start_commit=checkpoint["commit"] + 1 if checkpoint else 0)
+    ctx = RunContext(cfg, plan, source, device, record, monitor)
+    status = "failed"
+    try:
+        _executors()[cfg.executor.name](ctx, checkpoint)
+        status = "completed"
+    except BaseException as err:
+        summary["error"] = f"{type(err).__name__}: {err}"
+        summary["traceback"] = traceback.format_exc(limit=20)
+        raise
+    finally:
+        monitor.close()
+        record.close()
+        summary.update(monitor.results(), status=status, finished=now())
+        record.write_summary(summary)
+        for sink in sinks:
+            sink.log_summary(summary)
+            sink.finish(status)
+    if status == "completed":
+        record.checkpoint_path.unlink(missing_ok=True)  # the record holds the results; the run cannot resume further
+    log.info("%s %s: best test top-1 %.4f, final %.4f, modelled time %.1f s, wall %.1f s -> %s", cfg.scheme.name,
+             f"n_S={plan.num_small}", summary["best"]["test_top1"], summary["final"]["test_top1"],
+             summary["modelled_time"], summary["wall_time"], record.dir)
+    return summary
+
+
+def cpu_threads_per_process(processes: int) -> int:
+    """Threads each of ``processes`` CPU processes may use without oversubscribing the machine."""
+    return max(1, (os.cpu_count() or 1) // processes)
