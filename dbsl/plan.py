@@ -210,7 +210,7 @@ def main(argv: List[str] | None = None) -> int:
     if as_json:
         print(json.dumps(plan.to_dict(), indent=2))
     else:
-        Console().print(plan_table(plan))
+        Console(width=None if sys.stdout.isatty() else 160).print(plan_table(plan))
     return 0
 
 

@@ -1,0 +1,60 @@
+# dbsl tasks. `just` comes from PyPI: python3 -m pip install rust-just
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments
+
+py := ".venv/bin/python"
+
+# list the recipes
+default:
+    @just --list
+
+# create .venv and install dbsl with its test tools (torch from the local wheel cache where there is one)
+setup:
+    test -x {{py}} || python3 -m venv .venv
+    {{py}} -m pip install -q --upgrade pip
+    {{py}} -m pip install -q -e '.[dev]'
+
+# Fashion-MNIST, the real data the CPU presets train on (Debian package; needs root)
+data:
+    test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
+
+# the main job: a demo sweep of the four schemes on Fashion-MNIST, then its report
+demo: setup data
+    {{py}} -m dbsl.sweep demo
+    {{py}} -m dbsl.report results/sweeps/demo --out reports/demo
+
+# the test suite
+test: setup
+    {{py}} -m pytest -q
+
+# one run: just run experiment=smoke scheme=hybrid
+run *ARGS:
+    {{py}} -m dbsl.run "$@"
+
+# print a plan without training: just plan experiment=paper_cifar100 scheme=hybrid dbsl.num_small=3
+plan *ARGS:
+    {{py}} -m dbsl.plan "$@"
+
+# a named sweep from sweeps/: just sweep table8_cpu
+sweep NAME *ARGS:
+    {{py}} -m dbsl.sweep "$@"
+
+# rebuild tables and figures from run records: just report results/sweeps/table8_cpu --out reports/table8_cpu
+report *ARGS:
+    {{py}} -m dbsl.report "${@:-results}"
+
+# tune the small-batch ratio with Optuna
+tune *ARGS:
+    {{py}} -m dbsl.tune "$@"
+
+# measure this machine's time model: just calibrate model=resnet18_narrow dataset=fashion_mnist --quick
+calibrate *ARGS:
+    {{py}} -m dbsl.calibrate "$@"
+
+# speed benchmarks; results under reports/bench/<date>/
+bench:
+    {{py}} benchmarks/run.py
+
+# upload offline W&B runs
+sync:
+    .venv/bin/wandb sync --sync-all
