@@ -1,0 +1,112 @@
+"""Collect -> tables -> figures -> README.md + index.html, written to a fresh folder that replaces the old report
+only once it is complete (a crash leaves the previous report as it was)."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Sequence
+
+from .collect import RunSet, csv_files_with, group_runs, load_runs
+from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
+                       validation_table)
+from .html import Section, index_html, readme
+from .paper import paper_tables
+from .params import paper_parameter_tables
+from .tables import accuracy_tables, run_parameter_tables, runs_table, slug
+
+
+@dataclass
+class Report:
+    out: Path
+    runset: RunSet
+    tables: List = field(default_factory=list)
+    figures: List = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)  # records and files that were skipped, with the reason
+
+
+def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = True) -> Report:
+    out = Path(out)
+    runset = load_runs(roots)  # ReportError when there is nothing to report
+    groups = group_runs(runset)
+    excluded = runset.runs[~runset.runs["included"]]
+    problems = [f"{r.run_dir}: {r.note}" for r in excluded.itertuples()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        report = Report(out, runset, problems=problems)
+        sections = _sections(report, groups, roots, work, figures)
+        for table in report.tables:
+            table.write(work / "tables")
+        title = "dbsl report"
+        (work / "README.md").write_text(readme(title, sections))
+        (work / "index.html").write_text(index_html(title, sections))
+        _replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return report
+
+
+def _replace(new: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    new.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _sections(report: Report, groups, roots, work: Path, figures: bool) -> List[Section]:
+    from . import figures as fig
+
+    runs = report.runset.runs
+    counts = runs["status"].value_counts()
+    overview = Section("Overview", [
+        f"Generated {dt.datetime.now().isoformat(timespec='seconds')} from {', '.join(map(str, roots))}.",
+        f"{len(runs)} run records: {counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed, "
+        f"{counts.get('running', 0)} incomplete, {counts.get('malformed', 0)} malformed; "
+        f"{int(runs['included'].sum())} completed runs in {len(groups)} groups (runs that differ only by seed) "
+        "make the numbers. Failed, incomplete and malformed records are listed under Runs and left out."])
+    sections = [overview]
+    for table in accuracy_tables(groups) if not groups.empty else []:
+        experiment = table.data["experiment"].iloc[0]
+        part = groups[groups["experiment"] == experiment]
+        section = Section(f"Experiment {experiment}", tables=[table])
+        if figures:
+            stem = slug(experiment)
+            made = [fig.curves(part, work, f"curves_{stem}", experiment),
+                    fig.pareto(runs, part, work, f"pareto_{stem}", experiment),
+                    fig.schedule(part, work, f"schedule_{stem}", experiment)]
+            section.figures = [f for f in made if f is not None]
+        sections.append(section)
+    if not groups.empty:
+        sections.append(Section("Training parameters of the runs (Table 2/6 layout)",
+                                tables=run_parameter_tables(report.runset, groups, report.problems)))
+    measured, unread = load_measurements(csv_files_with(roots, BATCH_TIME_COLUMNS), BATCH_TIME_COLUMNS)
+    validated, unread_too = load_measurements(csv_files_with(roots, VALIDATION_COLUMNS), VALIDATION_COLUMNS)
+    report.problems += unread + unread_too
+    made = (fidelity_table(groups) if not groups.empty else None, validation_table(validated),
+            calibration_table(measured))
+    timing = Section("Time model", tables=[t for t in made if t is not None])
+    if figures and not measured.empty:
+        timing.figures = fig.time_model(measured, work)
+    if timing.tables or timing.figures:
+        sections.append(timing)
+    sections.append(Section("The paper's numbers beside ours", [
+        "Published values from dbsl/report/paper_results.csv (paper Tables 3, 5, 8, 10)."],
+        tables=paper_tables(groups)))
+    sections.append(Section("The paper's training parameters, derived (Tables 2 and 6)", [
+        "Computed by the plan (Eqs. 4-8) from the paper presets' time-model coefficients, not transcribed."],
+        tables=paper_parameter_tables()))
+    not_records = report.problems[int((~runs["included"]).sum()):]  # files other than the run records
+    sections.append(Section("Runs", [f"Skipped: {p}" for p in not_records],
+                            tables=[runs_table(report.runset)]))
+    for s in sections:
+        report.tables += s.tables
+        report.figures += s.figures
+    return sections

@@ -1,0 +1,274 @@
+"""Find the run records under result folders, load them into one DataFrame, and group runs that differ only by seed.
+
+A run is identified by its resolved config.yaml (or, without one, its overrides) minus the keys that do not change
+what it computes: the seed and the keys Hydra leaves out of run directory names (``hydra.job.config.
+override_dirname.exclude_keys`` in dbsl/conf/config.yaml). Runs with the same identity form a group (mean, standard
+deviation and count over seeds). Groups of one experiment (preset name and dataset) that differ only by the scheme's
+own keys share a baseline: the group with neither switch (no small-batch workers, no CPL).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Dict, Iterable, List, Sequence
+
+import pandas as pd
+import yaml
+
+from ..record import STATUSES, find_runs, read_metric_rows
+
+SCHEME_ORDER = {"baseline": 0, "dbsl": 1, "cpl": 2, "hybrid": 3}
+# keys that say which scheme a group runs (its row inside an experiment), not which experiment it belongs to
+SCHEME_KEYS = ("scheme", "dbsl", "ps.update_factor")
+# metrics aggregated over seeds: column in the runs table -> (summary section, field, scale)
+METRICS = {
+    "best_top1_pct": ("best", "test_top1", 100.0),
+    "best_loss": ("best", "test_loss", 1.0),
+    "final_top1_pct": ("final", "test_top1", 100.0),
+    "final_loss": ("final", "test_loss", 1.0),
+    "modelled_time_s": (None, "modelled_time", 1.0),
+    "wall_time_s": (None, "wall_time", 1.0),
+}
+REQUIRED = ("scheme", "dataset", "num_small", "best", "final", "modelled_time", "wall_time")
+
+
+class ReportError(ValueError):
+    """Nothing to report (no folder, no runs); the message says what to pass or run."""
+
+
+@dataclass
+class RunSet:
+    runs: pd.DataFrame  # one row per record found: included in the numbers or not, with the reason
+    configs: Dict[str, dict] = field(default_factory=dict)  # run_dir -> flattened config (identity keys only)
+    roots: List[Path] = field(default_factory=list)
+
+
+def ignored_keys() -> tuple:
+    """The keys that do not change what a run computes (the same list Hydra leaves out of run directory names)."""
+    conf = yaml.safe_load((files("dbsl.conf") / "config.yaml").read_text())
+    excluded = conf["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"]
+    return tuple(excluded) + ("seed", "output_dir", "results_dir", "sweep_name", "hydra")
+
+
+def _has_prefix(key: str, prefixes: Iterable[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: tuple(tree) if isinstance(tree, list) else tree}
+
+
+def identity(config: dict, drop: Sequence[str]) -> str:
+    kept = sorted((k, v) for k, v in config.items() if not _has_prefix(k, drop))
+    return hashlib.sha1(json.dumps(kept, default=str).encode()).hexdigest()[:12]
+
+
+def find_records(roots: Sequence[Path | str]) -> List[Path]:
+    """Every run directory (one holding a summary.json) under the roots, each once."""
+    seen: Dict[Path, Path] = {}
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise ReportError(f"{root}: no such folder; pass the folder(s) holding run records, e.g. "
+                              "`python -m dbsl.report results`")
+        for run_dir in find_runs(root):
+            seen.setdefault(run_dir.resolve(), run_dir)
+    return sorted(seen.values())
+
+
+def _run_config(run_dir: Path, summary: dict) -> dict:
+    path = run_dir / "config.yaml"
+    if path.exists():
+        tree = yaml.safe_load(path.read_text())
+        if not isinstance(tree, dict):
+            raise ValueError("config.yaml is not a mapping")
+        return flatten(tree)
+    pairs = (o.lstrip("+").split("=", 1) for o in summary.get("overrides") or [] if "=" in o)
+    return {k: v for k, v in pairs}
+
+
+def _commits_recorded(run_dir: Path) -> int | None:
+    try:
+        return len(read_metric_rows(run_dir / "metrics.csv"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def load_run(run_dir: Path) -> tuple[dict, dict | None]:
+    """(row of the runs table, flattened config or None); a bad record gives status 'malformed' and the reason."""
+    row = {"run_dir": str(run_dir), "status": "malformed", "included": False, "note": ""}
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        row["note"] = f"summary.json is unreadable or not valid JSON ({err})"
+        return row, None
+    if not isinstance(summary, dict) or summary.get("status") not in STATUSES:
+        row["note"] = f"summary.json has no status among {', '.join(STATUSES)}"
+        return row, None
+    try:
+        config = _run_config(run_dir, summary)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        row["note"] = f"config.yaml is unreadable ({type(err).__name__}: {str(err).splitlines()[0]})"
+        return row, None
+    status = summary["status"]
+    row.update(status=status, name=summary.get("name", "default"), dataset=summary.get("dataset"),
+               scheme=summary.get("scheme"), cyclic=bool(summary.get("cyclic")),
+               num_small=summary.get("num_small"), extra_time_ratio=summary.get("extra_time_ratio"),
+               update_factor=summary.get("update_factor"), merge_rule=summary.get("merge_rule"),
+               sync=summary.get("sync"), num_workers=summary.get("num_workers"), hardware=summary.get("hardware"),
+               executor=summary.get("executor"), seed=summary.get("seed"), total_commits=summary.get("total_commits"),
+               dataset_size=(summary.get("plan") or {}).get("dataset_size"),
+               commits_recorded=_commits_recorded(run_dir), best_commit=(summary.get("best") or {}).get("commit"))
+    if status == "failed":
+        row["note"] = f"failed: {summary.get('error', 'no error recorded')}"
+        return row, config
+    if status == "running":
+        row["note"] = (f"incomplete: {row['commits_recorded'] or 0} of {row['total_commits']} commits recorded "
+                       "(still running, or killed: the same command resumes it)")
+        return row, config
+    lacking = [k for k in REQUIRED if summary.get(k) is None]
+    lacking += [f"{sec}.{key}" for sec, key, _ in METRICS.values()
+                if isinstance(summary.get(sec), dict) and not isinstance(summary[sec].get(key), (int, float))]
+    if summary.get("num_small") is not None and not isinstance(summary["num_small"], int):
+        lacking.append("an integer num_small")
+    if not isinstance(summary.get("extra_time_ratio"), (int, float)):
+        lacking.append("a numeric extra_time_ratio")
+    if lacking:
+        row.update(status="malformed", note=f"completed, but summary.json lacks {', '.join(lacking)}")
+        return row, None
+    for column, (sec, key, scale) in METRICS.items():
+        value = (summary[sec] if sec else summary)[key]
+        row[column] = float(value) * scale if isinstance(value, (int, float)) else math.nan
+    row["included"] = True
+    return row, config
+
+
+def load_runs(roots: Sequence[Path | str]) -> RunSet:
+    """All records under ``roots`` as one DataFrame (raises ReportError when there is none)."""
+    run_dirs = find_records(roots)
+    if not run_dirs:
+        raise ReportError(f"no run records (summary.json) under {', '.join(map(str, roots))}; run some first, e.g. "
+                          "`python -m dbsl.run experiment=smoke scheme=hybrid`, or pass the folder that holds them")
+    rows, configs = [], {}
+    ignored = ignored_keys()
+    for run_dir in run_dirs:
+        row, config = load_run(run_dir)
+        if config is not None:
+            config = {k: v for k, v in config.items() if not _has_prefix(k, ignored)}
+            if not row.get("num_small"):  # no small-batch workers: k, f and the dbsl keys change nothing
+                config = {k: v for k, v in config.items() if not _has_prefix(k, ("dbsl", "ps.update_factor"))}
+            row["group"] = identity(config, ())
+            row["setup"] = identity(config, SCHEME_KEYS)
+            configs[str(run_dir)] = config
+        rows.append(row)
+    runs = pd.DataFrame(rows)
+    for column in METRICS:
+        if column not in runs:
+            runs[column] = math.nan
+    return RunSet(runs=runs, configs=configs, roots=[Path(r) for r in roots])
+
+
+# -- groups ----------------------------------------------------------------------------------------------------
+def group_label(row) -> str:
+    label = f"{row['scheme']} n_S={row['num_small']}"
+    if row["num_small"]:
+        label += f" k={row['extra_time_ratio']:g}"
+        if row["update_factor"] != "linear":
+            label += f" f={row['update_factor']}"
+    extra = ", ".join(f"{k}={_short(v)}" for k, v in (row.get("varying") or {}).items())
+    return f"{label} ({extra})" if extra else label
+
+
+def _short(value) -> str:
+    return "[" + ",".join(map(str, value)) + "]" if isinstance(value, tuple) else str(value)
+
+
+def _varying(configs: List[dict]) -> List[str]:
+    """Keys outside the scheme's own whose values differ between the given configs."""
+    keys = sorted({k for c in configs for k in c if not _has_prefix(k, SCHEME_KEYS)})
+    return [k for k in keys if len({json.dumps(c.get(k), default=str) for c in configs}) > 1]
+
+
+def group_runs(runset: RunSet) -> pd.DataFrame:
+    """One row per group of included runs: mean/std/count over seeds and the change against the baseline group."""
+    runs = runset.runs[runset.runs["included"]]
+    if runs.empty:
+        return pd.DataFrame()
+    fixed = ["setup", "name", "dataset", "scheme", "cyclic", "num_small", "extra_time_ratio",
+             "update_factor", "merge_rule", "sync", "num_workers", "hardware", "executor"]
+    grouped = runs.groupby("group", sort=False)
+    groups = grouped[fixed].first()
+    groups["group"] = groups.index
+    groups["num_small"] = groups["num_small"].astype(int)  # a completed summary always has it
+    groups.index.name = None
+    groups["runs"] = grouped.size()
+    groups["seeds"] = grouped["seed"].agg(lambda s: ",".join(str(int(v)) if float(v).is_integer() else str(v)
+                                                             for v in sorted(s)))
+    groups["run_dirs"] = grouped["run_dir"].agg(list)
+    for column in METRICS:
+        groups[f"{column}_mean"] = grouped[column].mean()
+        groups[f"{column}_std"] = grouped[column].std()  # sample s.d. (ddof 1); NaN for a single run
+    groups["experiment"] = groups["name"].astype(str) + " / " + groups["dataset"].astype(str)
+    config_of = {g: runset.configs[dirs[0]] for g, dirs in groups["run_dirs"].items()}
+    groups["varying"] = None
+    for _, members in groups.groupby("experiment"):
+        keys = _varying([config_of[g] for g in members.index])
+        for g in members.index:
+            groups.at[g, "varying"] = {k: config_of[g].get(k) for k in keys}
+    groups["label"] = groups.apply(group_label, axis=1)
+    _compare_to_baseline(groups)
+    groups["_order"] = groups["scheme"].map(SCHEME_ORDER).fillna(len(SCHEME_ORDER))
+    groups = groups.sort_values(["experiment", "_order", "num_small", "extra_time_ratio", "label"])
+    return groups.drop(columns="_order").reset_index(drop=True)
+
+
+def _compare_to_baseline(groups: pd.DataFrame) -> None:
+    """Per group: its experiment's baseline group with the same setup (no small batches, no CPL) and the changes:
+    top-1 in percentage points, times in per cent."""
+    plain = groups[(groups["num_small"] == 0) & ~groups["cyclic"].astype(bool)]
+    baseline_of = {}
+    for setup, candidates in plain.groupby("setup"):
+        ranked = candidates.assign(_pref=candidates["scheme"] != "baseline").sort_values(["_pref", "group"])
+        baseline_of[setup] = ranked.index[0]
+    groups["baseline_group"] = groups["setup"].map(baseline_of)
+    for column, kind in (("best_top1_pct", "pp"), ("final_top1_pct", "pp"), ("modelled_time_s", "pct"),
+                         ("wall_time_s", "pct")):
+        base = groups["baseline_group"].map(groups[f"{column}_mean"])
+        mean = groups[f"{column}_mean"]
+        name = column.removesuffix("_pct").removesuffix("_s")
+        groups[f"delta_{name}_{kind}"] = mean - base if kind == "pp" else (mean / base - 1.0) * 100.0
+
+
+def csv_files_with(roots: Sequence[Path | str], columns: Sequence[str]) -> List[Path]:
+    """CSV files under the roots whose header has all ``columns`` (e.g. the calibration's batch_times.csv with
+    resolution, batch_size, seconds); run metrics are not searched."""
+    found = []
+    for root in map(Path, roots):
+        for path in sorted(root.rglob("*.csv")):
+            if path.name == "metrics.csv":
+                continue
+            try:
+                with open(path, newline="") as fh:
+                    header = {h.strip() for h in fh.readline().split(",")}
+            except (OSError, UnicodeDecodeError):
+                continue
+            if set(columns) <= header:
+                found.append(path)
+    return found
+
+
+def metric_frame(run_dir: str | Path) -> pd.DataFrame:
+    """A run's metrics.csv as numbers (empty when missing or unreadable)."""
+    try:
+        rows = read_metric_rows(Path(run_dir) / "metrics.csv")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return pd.DataFrame()
+    return pd.DataFrame(rows).apply(pd.to_numeric, errors="coerce") if rows else pd.DataFrame()

@@ -1,0 +1,268 @@
+"""The report generator on records of real smoke runs: tables against values computed here from the summaries,
+failed / incomplete / malformed records listed and left out, the paper's numbers and derived parameters."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dbsl.record import RunRecord
+from dbsl.report.__main__ import main
+from dbsl.report.paper import paper_results
+from dbsl.runner import execute
+
+# 8 commits on 512 synthetic images at width 2; one LR stage with the CPL cycle 8 -> 16 px; k as in Table 8
+FAST = ["experiment=smoke", "model.width=2", "dataset.synthetic_train=512", "dataset.synthetic_test=64",
+        "schedule.epochs=2", "optim.lr_milestones=[]", "schedule.cycle_ends=[1,2]", "dbsl.extra_time_ratio=1.05",
+        "train.eval_every=2", "train.threads=1", "logger.progress=false"]
+SCHEMES, SEEDS = ("baseline", "hybrid"), (0, 1)
+EXPERIMENT = "smoke / synthetic"
+CALIBRATION = {8: (0.0002, 0.004), 16: (0.0006, 0.005)}  # (a, b) of the synthetic calibration measurements
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from dbsl.compose import compose_config
+
+    root = tmp_path_factory.mktemp("report") / "results"
+    threads = torch.get_num_threads()
+    completed = {}
+    try:
+        for scheme in SCHEMES:
+            for seed in SEEDS:
+                overrides = FAST + [f"scheme={scheme}", f"seed={seed}"]
+                cfg = compose_config(overrides + [f"output_dir='{root}/sweeps/s/scheme={scheme},seed={seed}'"])
+                completed[scheme, seed] = Path(execute(cfg, overrides)["run_dir"])
+        # a run that raised: it resumes from a checkpoint that lacks the simulation's state
+        failed = root / "runs" / "failed"
+        RunRecord(failed).write_summary({"status": "running"})
+        RunRecord(failed).save_checkpoint({"executor": "simulated", "commit": 3})
+        cfg = compose_config(FAST + ["scheme=hybrid", "seed=2", f"output_dir={failed}"])
+        with pytest.raises(KeyError):
+            execute(cfg, ["scheme=hybrid", "seed=2"])
+    finally:
+        torch.set_num_threads(threads)
+    # what a killed run leaves: the summary written at its start (status running) and the first metrics rows
+    partial = root / "runs" / "partial"
+    shutil.copytree(completed["baseline", 0], partial)
+    started = json.loads((partial / "summary.json").read_text())
+    for key in ("best", "final", "modelled_time", "wall_time", "compute_time", "eval_time", "finished"):
+        started.pop(key)
+    RunRecord(partial).write_summary({**started, "status": "running", "seed": 3})
+    lines = (partial / "metrics.csv").read_text().splitlines(keepends=True)
+    (partial / "metrics.csv").write_text("".join(lines[:4]))
+    # malformed records
+    (root / "runs" / "torn").mkdir(parents=True)
+    (root / "runs" / "torn" / "summary.json").write_text('{"status": "completed", "scheme": "hyb')
+    (root / "runs" / "lacking").mkdir(parents=True)
+    (root / "runs" / "lacking" / "summary.json").write_text('{"status": "completed", "scheme": "hybrid"}')
+    # calibration measurements (seconds per batch on a known line, +-1 %)
+    calib = root / "calibration" / "testbox"
+    calib.mkdir(parents=True)
+    with open(calib / "batch_times.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["resolution", "batch_size", "seconds"])
+        for res, (a, b) in CALIBRATION.items():
+            for i, batch in enumerate(range(8, 136, 16)):
+                writer.writerow([res, batch, (a * batch + b) * (1 + 0.01 * (-1) ** i)])
+    # the calibration's Table 4 check: timed mini-epochs against the profile's prediction
+    with open(calib / "validation.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["resolution", "batch_size", "data", "steps", "predicted_s", "measured_s", "rel_error", "role"])
+        writer.writerow([16, 32, 12800, 400, 8.0, 8.2, -0.0244, "large"])
+        writer.writerow([16, 9, 10620, 1180, 9.0, 8.8, 0.0227, "small"])
+    out = root.parent / "report"
+    (out / "stale").mkdir(parents=True)  # a previous report's leftovers are replaced
+    assert main([str(root), "--out", str(out)]) == 0
+    return {"root": root, "out": out, "completed": completed, "failed": failed, "partial": partial}
+
+
+def summaries(built, scheme):
+    return [json.loads((built["completed"][scheme, s] / "summary.json").read_text()) for s in SEEDS]
+
+
+def table(built, name):
+    return pd.read_csv(built["out"] / "tables" / f"{name}.csv")
+
+
+def accuracy_row(built, scheme):
+    data = table(built, "accuracy_time_smoke_synthetic")
+    rows = data[data["scheme"] == scheme]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_accuracy_table_is_the_mean_over_seeds(built):
+    data = table(built, "accuracy_time_smoke_synthetic")
+    assert sorted(data["scheme"]) == ["baseline", "hybrid"] and (data["experiment"] == EXPERIMENT).all()
+    means = {}
+    for scheme in SCHEMES:
+        row, runs = accuracy_row(built, scheme), summaries(built, scheme)
+        assert row["runs"] == 2 and row["seeds"] == "0,1"
+        values = {"best_top1_pct": [100 * r["best"]["test_top1"] for r in runs],
+                  "final_top1_pct": [100 * r["final"]["test_top1"] for r in runs],
+                  "best_loss": [r["best"]["test_loss"] for r in runs],
+                  "modelled_time_s": [r["modelled_time"] for r in runs], "wall_time_s": [r["wall_time"] for r in runs]}
+        for column, vals in values.items():
+            assert row[f"{column}_mean"] == pytest.approx(statistics.mean(vals)), column
+            assert row[f"{column}_std"] == pytest.approx(statistics.stdev(vals), abs=1e-9), column
+        means[scheme] = {c: statistics.mean(v) for c, v in values.items()}
+    hybrid, base = accuracy_row(built, "hybrid"), means["baseline"]
+    assert hybrid["num_small"] == 2 and hybrid["extra_time_ratio"] == 1.05
+    assert hybrid["delta_best_top1_pp"] == pytest.approx(means["hybrid"]["best_top1_pct"] - base["best_top1_pct"])
+    assert hybrid["delta_final_top1_pp"] == pytest.approx(means["hybrid"]["final_top1_pct"] - base["final_top1_pct"])
+    for column in ("modelled_time", "wall_time"):
+        expected = 100 * (means["hybrid"][f"{column}_s"] / base[f"{column}_s"] - 1)
+        assert hybrid[f"delta_{column}_pct"] == pytest.approx(expected)
+    assert accuracy_row(built, "baseline")["delta_best_top1_pp"] == 0
+    md = (built["out"] / "tables" / "accuracy_time_smoke_synthetic.md").read_text()
+    best = [100 * r["best"]["test_top1"] for r in summaries(built, "hybrid")]
+    assert f"{statistics.mean(best):.2f} ± {statistics.stdev(best):.2f}" in md
+
+
+def test_failed_incomplete_and_malformed_runs_are_listed_not_averaged(built):
+    runs = table(built, "runs").set_index("run_dir")
+    root = built["root"]
+    failed = runs.loc[str(built["failed"])]
+    assert failed["status"] == "failed" and not failed["included"] and "KeyError" in failed["note"]
+    partial = runs.loc[str(built["partial"])]
+    assert partial["status"] == "running" and not partial["included"]
+    assert "incomplete: 3 of 8 commits" in partial["note"]
+    torn, lacking = runs.loc[str(root / "runs" / "torn")], runs.loc[str(root / "runs" / "lacking")]
+    assert torn["status"] == "malformed" and "not valid JSON" in torn["note"]
+    assert lacking["status"] == "malformed" and "lacks" in lacking["note"] and "best" in lacking["note"]
+    assert runs["included"].sum() == 4 and len(runs) == 8
+    # the failed hybrid seed 2 and the incomplete baseline seed 3 belong to the groups but are not in their numbers
+    assert accuracy_row(built, "hybrid")["seeds"] == "0,1" and accuracy_row(built, "baseline")["seeds"] == "0,1"
+    readme = (built["out"] / "README.md").read_text()
+    assert "1 failed, 1 incomplete, 2 malformed" in readme
+    for path in (built["failed"], built["partial"], root / "runs" / "torn"):
+        assert str(path) in readme
+
+
+def test_training_parameters_follow_eq8(built):
+    ref = paper_results()
+    table2 = table(built, "params_paper_table2").set_index(["extra_time_ratio", "num_small"])
+    for _, row in ref[(ref["table"] == 3) & (ref["update_factor"] == "linear")].iterrows():
+        derived = table2.loc[(row["extra_time_ratio"], row["num_small"])]
+        assert derived["data_small"] == row["data_small"]  # Table 3's published d_S ...
+        assert derived["data_ratio"] == pytest.approx(row["update_factor_value"], abs=5e-4)  # ... and d_S/d_L
+    # Table 6 (CIFAR-100, k=1.05) from the paper's GTX 1080 coefficients, by the journal code's formula
+    coef = {24: (0.00035268184915307385, 0.014788833468238893, 600), 32: (0.0005056358858583448,
+                                                                          0.015562114074817612, 560)}
+    table6 = table(built, "params_paper_table6_cifar100").set_index("num_small")
+    d, n, k = 50_000, 4, 1.05
+    for n_small in range(1, 5):
+        large = round(k * d / n)
+        small = round((d - large * (n - n_small)) / n_small)
+        for res, (a, b, b_large) in coef.items():
+            budget = k * (a + b / b_large) * d / n
+            assert table6.loc[n_small, f"batch_small_{res}"] == round(b / (budget / small - a))
+        assert table6.loc[n_small, "data_small"] == small and table6.loc[n_small, "data_large"] == large
+    runs = table(built, "params_smoke_synthetic")
+    assert list(runs["num_small"]) == [1, 2, 3, 4] and set(runs["extra_time_ratio"]) == {1.05}
+    plan = json.loads((built["completed"]["hybrid", 0] / "plan.json").read_text())
+    two = runs[runs["num_small"] == 2].iloc[0]
+    assert two["data_small"] == plan["data_small"] and two["data_large"] == plan["data_large"]
+    assert {p["resolution"]: p["batch_small"] for p in plan["phases"]} == {8: two["batch_small_8"],
+                                                                            16: two["batch_small_16"]}
+
+
+def test_paper_reference_is_transcribed_consistently():
+    ref = paper_results()
+    assert ref.groupby("table").size().to_dict() == {3: 9, 5: 9, 8: 10, 10: 10}
+    assert ((ref["num_small"] + ref["num_large"]) == 4).all()
+    assert set(ref["metric"]) == {"best", "final"} and set(ref["scheme"]) == {"dbsl", "hybrid"}
+
+    def top1(**where):
+        rows = ref[np.logical_and.reduce([ref[k] == v for k, v in where.items()])]
+        assert len(rows) == 1, where
+        return rows["test_top1"].iloc[0]
+
+    # every published change is top-1 minus the table's own reference row (to the published rounding)
+    for _, r in ref.dropna(subset=["top1_change"]).iterrows():
+        reference = {3: lambda: top1(table=3, num_small=r["num_small"], update_factor="none"),
+                     5: lambda: top1(table=5, num_small=0), 8: lambda: top1(table=8, scheme="dbsl", num_small=0),
+                     10: lambda: top1(table=10, scheme="hybrid", num_small=0)}[r["table"]]()
+        assert r["test_top1"] - reference == pytest.approx(r["top1_change"], abs=0.11), r.to_dict()
+    # the headline of the paper's text: hybrid n_S=0 takes 10.1 % less time than DBL n_S=0 on CIFAR-100
+    t8 = ref[ref["table"] == 8].set_index(["scheme", "num_small"])["time_s"]
+    assert 100 * (1 - t8["hybrid", 0] / t8["dbsl", 0]) == pytest.approx(10.1, abs=0.05)
+
+
+def test_paper_comparison_puts_our_changes_beside_the_published(built):
+    data = table(built, "paper_table8").set_index(["scheme", "num_small"])
+    for scheme, paper_scheme, n_small in (("baseline", "dbsl", 0), ("hybrid", "hybrid", 2)):
+        row, ours = data.loc[(paper_scheme, n_small)], accuracy_row(built, scheme)
+        assert row["experiment"] == EXPERIMENT and row["runs"] == 2
+        assert row["top1_pct"] == pytest.approx(ours["best_top1_pct_mean"])  # Table 8 reports the best top-1
+        assert row["delta_top1_pp"] == pytest.approx(ours["delta_best_top1_pp"])
+        assert math.isnan(row["top1_difference_pp"])  # synthetic data is a scale model: no absolute difference
+    hybrid = data.loc[("hybrid", 2)]
+    assert hybrid["paper_delta_top1_pp"] == pytest.approx(71.0 - 68.0)
+    assert hybrid["delta_top1_difference_pp"] == pytest.approx(hybrid["delta_top1_pp"] - 3.0)
+    assert pd.isna(data.loc[("dbsl", 3), "experiment"])  # not run: left empty
+    table5 = table(built, "paper_table5")  # COMPSAC merge rule: our journal-rule runs match none of it
+    assert table5["experiment"].isna().all() and len(table5) == 9
+
+
+def test_time_model_tables(built):
+    fidelity = table(built, "time_model_fidelity")
+    expected = {}
+    for run_dir in built["completed"].values():
+        metrics = pd.read_csv(run_dir / "metrics.csv")
+        phases = json.loads((run_dir / "plan.json").read_text())["phases"]
+        seconds = metrics["compute_time"].diff().fillna(metrics["compute_time"])
+        for (_, row), took in zip(metrics.iterrows(), seconds):
+            key = (int(row["resolution"]), bool(row["small"]), int(row["batch_size"]), int(row["samples"]))
+            predicted = phases[int(row["phase"])]["time_small" if row["small"] else "time_large"]
+            expected.setdefault(key, (predicted, []))[1].append(took)
+    assert len(fidelity) == len(expected)
+    for _, row in fidelity.iterrows():
+        predicted, took = expected[(row["resolution"], row["small"], row["batch_size"], row["samples"])]
+        assert row["mini_epochs"] == len(took) and row["measured_s_mean"] == pytest.approx(statistics.mean(took))
+        assert row["predicted_s"] == pytest.approx(predicted)
+        assert row["error_pct"] == pytest.approx(100 * (predicted / statistics.mean(took) - 1))
+    fits = table(built, "time_model_calibration").set_index("resolution")
+    measured = pd.read_csv(built["root"] / "calibration" / "testbox" / "batch_times.csv")
+    for res, (a, b) in CALIBRATION.items():
+        part = measured[measured["resolution"] == res]
+        slope, intercept = np.polyfit(part["batch_size"], part["seconds"], 1)
+        assert fits.loc[res, "a"] == pytest.approx(slope) and fits.loc[res, "b"] == pytest.approx(intercept)
+        assert fits.loc[res, "a"] == pytest.approx(a, rel=0.05) and fits.loc[res, "profile"] == "testbox"
+    assert (built["out"] / "figures" / "time_model_testbox.png").exists()
+    validation = table(built, "time_model_validation")
+    assert list(validation["role"]) == ["small", "large"] and list(validation["batch_size"]) == [9, 32]
+    assert validation["error_pct"].tolist() == pytest.approx([100 * (9.0 / 8.8 - 1), 100 * (8.0 / 8.2 - 1)])
+
+
+def test_pages_link_tables_and_figures(built):
+    out = built["out"]
+    assert not (out / "stale").exists()
+    readme, page = (out / "README.md").read_text(), (out / "index.html").read_text()
+    figures = sorted(p.relative_to(out).as_posix() for p in (out / "figures").glob("*.png"))
+    assert {f"figures/{n}_smoke_synthetic.png" for n in ("curves", "pareto", "schedule")} <= set(figures)
+    for figure in figures:
+        assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({figure})" in readme and f"src='{figure}'" in page
+    for name in ("accuracy_time_smoke_synthetic", "paper_table8", "params_paper_table6_imagenet", "runs"):
+        assert f"(tables/{name}.csv)" in readme and f"href='tables/{name}.csv'" in page
+        assert "\\begin{tabular}" in (out / "tables" / f"{name}.tex").read_text()
+    assert "| scheme | n_S | k | f |" in readme and page.count("<table>") == readme.count("\n|---")
+
+
+def test_no_runs_or_no_folder_is_a_clear_message(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 1
+    assert "no run records (summary.json) under" in capsys.readouterr().err
+    assert main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 1
+    assert "nowhere: no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
