@@ -1,0 +1,249 @@
+"""Dataset sources: ``load_dataset(cfg.dataset, seed)`` turns a :class:`~dbsl.config.DatasetConfig` into a
+:class:`DataSource`. File formats are read by torchvision; every failure becomes a :class:`DataError` that names
+the path and the fix (``dataset.root=...``, ``dataset.download=true``, or the Debian package)."""
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import shutil
+from typing import TYPE_CHECKING, Optional
+
+import torch
+from torchvision import datasets
+from torchvision.datasets.utils import download_and_extract_archive
+
+from .base import DataError, DataSource, FolderImageSet, ImageSet, TensorImageSet, channel_stats
+from .synthetic import make_synthetic
+
+if TYPE_CHECKING:
+    from dbsl.config import DatasetConfig
+
+# Debian package ``dataset-fashion-mnist``; the environment variable overrides it (tests point it elsewhere).
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_ENV = "DBSL_FASHION_MNIST_DIR"
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                       "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _labels_ok(labels: torch.Tensor, classes: int) -> bool:
+    return len(labels) > 0 and 0 <= int(labels.min()) and int(labels.max()) < classes
+
+
+# ------------------------------------------------------------------------------------------------ Fashion-MNIST
+def fashion_mnist_dir() -> str:
+    """Where the gzipped IDX files of the Debian package live (``$DBSL_FASHION_MNIST_DIR`` if set)."""
+    return os.environ.get(FASHION_MNIST_ENV, FASHION_MNIST_DIR)
+
+
+def _gunzip(source: str, target: str) -> None:
+    """Decompress ``source`` to ``target`` atomically (temporary file, then rename)."""
+    temporary = f"{target}.tmp{os.getpid()}"
+    try:
+        with gzip.open(source, "rb") as fin, open(temporary, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        os.replace(temporary, target)
+    except (OSError, EOFError) as err:
+        raise DataError(f"cannot decompress {source} into {target}: {err}") from err
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _fashion_mnist(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet, list[str]]:
+    raw = os.path.join(cfg.root, "FashionMNIST", "raw")
+    debian = fashion_mnist_dir()
+    missing = [name for name in FASHION_MNIST_FILES if not os.path.isfile(os.path.join(raw, name))]
+    if missing and all(os.path.isfile(os.path.join(debian, f"{name}.gz")) for name in missing):
+        os.makedirs(raw, exist_ok=True)
+        for name in missing:  # torchvision reads only uncompressed files in <root>/FashionMNIST/raw
+            _gunzip(os.path.join(debian, f"{name}.gz"), os.path.join(raw, name))
+        missing = []
+    if missing and not cfg.download:
+        raise DataError(
+            f"Fashion-MNIST not found: {', '.join(missing)} missing in {raw} and no gzipped IDX files in {debian}. "
+            f"Install them with `apt-get install dataset-fashion-mnist` (or set ${FASHION_MNIST_ENV} to their "
+            f"folder), put the unzipped IDX files into {raw} (see dataset.root), or set dataset.download=true.")
+    if missing:
+        try:
+            datasets.FashionMNIST(cfg.root, train=True, download=True)
+        except Exception as err:  # noqa: BLE001 - network and archive errors
+            raise DataError(f"downloading Fashion-MNIST into {raw} failed ({err}); install the Debian package "
+                            f"instead (`apt-get install dataset-fashion-mnist`)") from err
+    splits = []
+    for train in (True, False):
+        try:
+            ds = datasets.FashionMNIST(cfg.root, train=train)
+        except Exception as err:  # noqa: BLE001 - torchvision raises assorted types for bad files
+            raise DataError(f"cannot read Fashion-MNIST from {raw} ({type(err).__name__}: {err}); delete the "
+                            f"folder to re-extract it, or set dataset.download=true") from err
+        images, labels = ds.data, torch.as_tensor(ds.targets, dtype=torch.long)
+        if images.dim() != 3 or len(images) != len(labels) or not _labels_ok(labels, 10):
+            raise DataError(f"corrupt Fashion-MNIST files in {raw}: images {tuple(images.shape)}, "
+                            f"{len(labels)} labels; delete the folder to re-extract it")
+        splits.append(TensorImageSet(images[:, None], labels))
+    return splits[0], splits[1], list(ds.classes)
+
+
+# ------------------------------------------------------------------------------------------------ CIFAR
+class _CIFAR10(datasets.CIFAR10):
+    """torchvision's CIFAR-10 reader, with the MD5 checks reduced to existence checks.
+
+    Shapes and labels are validated by :func:`_cifar` instead, so a corrupt file is still reported (by name), and
+    subsets or re-pickled copies in the original format are accepted.
+    """
+
+    def _check_integrity(self) -> bool:
+        return all(os.path.isfile(os.path.join(self.root, self.base_folder, name))
+                   for name, _ in self.train_list + self.test_list)
+
+    def _load_meta(self) -> None:
+        with open(os.path.join(self.root, self.base_folder, self.meta["filename"]), "rb") as f:
+            self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+
+class _CIFAR100(_CIFAR10, datasets.CIFAR100):
+    """torchvision's CIFAR-100 reader (fine labels), without MD5 checks (see :class:`_CIFAR10`)."""
+
+
+def _cifar_file_problem(path: str, label_key: Optional[str], names_key: Optional[str]) -> Optional[str]:
+    """Why the CIFAR pickle ``path`` is unusable, or None if it looks fine."""
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+    except Exception as err:  # noqa: BLE001 - unpickling garbage raises many types
+        return f"not a readable pickle ({type(err).__name__}: {err})"
+    if not isinstance(entry, dict):
+        return f"holds a {type(entry).__name__}, not a dict"
+    if names_key is not None:
+        return None if isinstance(entry.get(names_key), list) else f"has no list {names_key!r}"
+    data, labels = entry.get("data"), entry.get(label_key)
+    if getattr(data, "ndim", 0) != 2 or data.shape[1] != 3 * 32 * 32 or str(data.dtype) != "uint8":
+        return f"'data' must be a (N, 3072) uint8 array, got {getattr(data, 'dtype', type(data).__name__)} " \
+               f"{getattr(data, 'shape', '')}"
+    if not isinstance(labels, list) or len(labels) != len(data):
+        return f"needs a list {label_key!r} with one label per image ({len(data)} images)"
+    return None
+
+
+def _cifar(cfg: DatasetConfig, classes: int) -> tuple[ImageSet, ImageSet, list[str]]:
+    reader = _CIFAR100 if classes == 100 else _CIFAR10
+    folder = os.path.join(cfg.root, reader.base_folder)
+    files = [name for name, _ in reader.train_list + reader.test_list] + [reader.meta["filename"]]
+    title = f"CIFAR-{classes}"
+    missing = [name for name in files if not os.path.isfile(os.path.join(folder, name))]
+    if missing and not cfg.download:
+        archive = reader.filename
+        raise DataError(
+            f"{title} not found: {', '.join(missing)} missing in {folder}. Extract {archive} so that "
+            f"{reader.base_folder}/ lies inside dataset.root (now {cfg.root!r}); set dataset.root=/path/to/parent "
+            f"or dataset.download=true to fetch it.")
+    if missing:
+        try:
+            download_and_extract_archive(reader.url, cfg.root, filename=reader.filename, md5=reader.tgz_md5)
+        except Exception as err:  # noqa: BLE001 - network and archive errors
+            raise DataError(f"downloading {title} from {reader.url} into {cfg.root} failed ({err}); put "
+                            f"{reader.base_folder}/ into dataset.root by hand") from err
+    splits = []
+    for train in (True, False):
+        try:
+            ds = reader(cfg.root, train=train)
+            images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+            labels = torch.as_tensor(ds.targets, dtype=torch.long)
+            ok = len(images) == len(labels) and tuple(images.shape[1:]) == (3, 32, 32)
+            ok = ok and _labels_ok(labels, classes)
+            error: Optional[Exception] = None if ok else ValueError("wrong shapes or labels")
+        except Exception as err:  # noqa: BLE001 - bad pickles raise many types; diagnosed below
+            error = err
+        if error is not None:
+            label_key = "fine_labels" if classes == 100 else "labels"
+            for name in files:
+                path = os.path.join(folder, name)
+                problem = _cifar_file_problem(path, None if name == reader.meta["filename"] else label_key,
+                                              reader.meta["key"] if name == reader.meta["filename"] else None)
+                if problem:
+                    raise DataError(f"corrupt {title} file {path}: {problem}. Re-extract {reader.filename} "
+                                    f"or set dataset.download=true") from error
+            raise DataError(f"cannot read {title} from {folder} ({type(error).__name__}: {error}); labels must "
+                            f"lie in 0..{classes - 1}. Re-extract {reader.filename}") from error
+        splits.append(TensorImageSet(images, labels))
+    return splits[0], splits[1], list(ds.classes)
+
+
+# ------------------------------------------------------------------------------------------------ ImageNet
+def _image_folder(path: str) -> datasets.ImageFolder:
+    if not os.path.isdir(path):
+        raise DataError(f"ImageNet folder {path} not found: dataset.root must contain train/<class>/*.JPEG and "
+                        f"val/<class>/*.JPEG (set dataset.root=/path/to/imagenet)")
+    try:
+        return datasets.ImageFolder(path)
+    except (FileNotFoundError, RuntimeError) as err:
+        raise DataError(f"unusable ImageNet folder {path}: {err}") from err
+
+
+def _imagenet(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet, list[str]]:
+    train = _image_folder(os.path.join(cfg.root, "train"))
+    val = _image_folder(os.path.join(cfg.root, "val"))
+    if val.classes != train.classes:
+        extra = sorted(set(val.classes) ^ set(train.classes))[:5]
+        raise DataError(f"{os.path.join(cfg.root, 'val')} and {os.path.join(cfg.root, 'train')} hold different "
+                        f"class folders (e.g. {extra}); val/ must be sorted into the same class folders")
+    return FolderImageSet(train.samples), FolderImageSet(val.samples), list(train.classes)
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+def _subset(images: ImageSet, count: int, key: str, name: str, seed: int) -> ImageSet:
+    """A fixed random subset of ``count`` images (0: all), seeded; kept in the original order."""
+    if count == 0 or count == len(images):
+        return images
+    if count > len(images):
+        raise DataError(f"dataset.{key}={count} exceeds the {len(images)} images of {name}; lower it or use 0 (all)")
+    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count]
+    return images.subset(chosen.sort().values)
+
+
+def _channel_values(value, channels: int, key: str) -> Optional[tuple[float, ...]]:
+    if value is None:
+        return None
+    value = tuple(float(v) for v in value)
+    if len(value) == 1:
+        value = value * channels
+    if len(value) != channels:
+        raise DataError(f"dataset.{key}={list(value)}: needs 1 or {channels} values (one per channel)")
+    return value
+
+
+def load_dataset(cfg: DatasetConfig, seed: int = 0) -> DataSource:
+    """Load (or generate) the dataset ``cfg.name``; raises :class:`DataError` with the path and the fix."""
+    name = cfg.name
+    if name == "synthetic":
+        train, test = make_synthetic(cfg.num_classes, cfg.channels, cfg.resolution, cfg.synthetic_train,
+                                     cfg.synthetic_test, seed)
+        num_classes, channels, native, classes = cfg.num_classes, cfg.channels, cfg.resolution, []
+    elif name == "fashion_mnist":
+        (train, test, classes), num_classes, channels, native = _fashion_mnist(cfg), 10, 1, 28
+    elif name in ("cifar10", "cifar100"):
+        num_classes = 10 if name == "cifar10" else 100
+        (train, test, classes), channels, native = _cifar(cfg, num_classes), 3, 32
+    elif name == "imagenet":
+        train, test, classes = _imagenet(cfg)
+        num_classes, channels, native = len(classes), 3, 224
+    else:
+        raise DataError(f"dataset.name={name!r}: must be one of synthetic, fashion_mnist, cifar10, cifar100, imagenet")
+    train = _subset(train, cfg.num_train, "num_train", name, seed * 2 + 1)
+    test = _subset(test, cfg.num_test, "num_test", name, seed * 2 + 2)
+    mean = _channel_values(cfg.mean, channels, "mean")
+    std = _channel_values(cfg.std, channels, "std")
+    if std is not None and min(std) <= 0:
+        raise DataError(f"dataset.std={list(std)}: every value must be > 0")
+    if mean is None or std is None:
+        if isinstance(train, TensorImageSet):
+            own_mean, own_std = channel_stats(train.images)
+        else:
+            own_mean, own_std = IMAGENET_MEAN, IMAGENET_STD
+        mean, std = mean or own_mean, std or own_std
+    return DataSource(name=name, num_classes=num_classes, channels=channels, native_resolution=native,
+                      mean=mean, std=std, train=train, test=test, classes=classes)
