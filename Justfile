@@ -51,10 +51,10 @@ tune *ARGS:
 calibrate *ARGS:
     {{py}} -m dbsl.calibrate "$@"
 
-# speed benchmarks; results under reports/bench/<date>/
-bench:
-    {{py}} benchmarks/run.py
+# speed benchmarks; results under reports/bench/<date>/ (just bench --quick; just bench --only ps_overhead)
+bench *ARGS:
+    {{py}} benchmarks/run.py "$@"
 
-# upload offline W&B runs
-sync:
-    .venv/bin/wandb sync --sync-all
+# upload offline W&B runs found under the run records (just sync --dry-run lists them)
+sync *ARGS:
+    {{py}} -m dbsl.sinks.sync "$@"

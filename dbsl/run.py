@@ -1,18 +1,31 @@
-"""python -m dbsl.run [-m] <overrides>: the Hydra app (one run, or a multirun sweep with -m)."""
+"""python -m dbsl.run [-m] <overrides>: the Hydra app (one run, or a multirun sweep with -m).
+
+In a multirun a failing run never stops the sweep (unless ``fail_fast=true``): its summary.json says failed, the
+job's outcome is recorded (dbsl.callbacks), the other runs go on, and the sweep ends with a summary table and exit
+status 1. With ``fail_fast=true`` the jobs not yet started when a run fails are cancelled.
+"""
 from __future__ import annotations
 
 import logging
+import os
+import traceback
+import warnings
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
+from .callbacks import any_job_failed, job_outcome, sweep_exit_code, write_job_outcome
 from .compose import register_all
 from .config import to_config
-from .runner import execute
+from .runner import cpu_threads_per_process, execute
 
 log = logging.getLogger("dbsl")
 register_all()
+# results/conf (calibrated hardware profiles) is on the search path but need not exist yet
+warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath.*is not available")
 
 
 def task_overrides() -> list[str]:
@@ -22,11 +35,46 @@ def task_overrides() -> list[str]:
         return []
 
 
+def share_cores(dcfg: DictConfig) -> None:
+    """Under the joblib launcher, give each parallel run its share of the cores (unless train.threads is set):
+    torch's default of one thread per core in every run slows them all down many times over."""
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")) or OmegaConf.select(dcfg, "train.threads", default=0):
+        return
+    n_jobs = launcher.get("n_jobs") or -1
+    torch.set_num_threads(cpu_threads_per_process((os.cpu_count() or 1) if n_jobs < 0 else n_jobs))
+
+
+def sweep_job(dcfg: DictConfig) -> dict:
+    """One job of a multirun: run it, record its outcome, and keep the sweep going whatever happens to it."""
+    hc = HydraConfig.get()
+    overrides, run_dir = list(hc.overrides.task), hc.runtime.output_dir
+    if OmegaConf.select(dcfg, "fail_fast", default=False) and any_job_failed(hc.sweep.dir):
+        outcome = job_outcome("cancelled", run_dir, overrides, error="not started: an earlier run failed (fail_fast)")
+    else:
+        try:
+            share_cores(dcfg)
+            summary = execute(to_config(dcfg), overrides)
+            outcome = job_outcome("skipped" if summary.get("skipped") else "completed", run_dir, overrides, summary)
+        except Exception as err:  # noqa: BLE001 - the sweep goes on; runner.execute has marked the record failed
+            log.error("run %s failed:\n%s", run_dir, traceback.format_exc(limit=20))
+            outcome = job_outcome("failed", run_dir, overrides, error=f"{type(err).__name__}: {err}")
+    write_job_outcome(hc.sweep.dir, hc.job.num, outcome)
+    return outcome
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(dcfg: DictConfig) -> dict:
-    cfg = to_config(dcfg)
-    return execute(cfg, task_overrides())
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return sweep_job(dcfg)
+    return execute(to_config(dcfg), task_overrides())
+
+
+def cli() -> None:
+    """The console entry point: like main(), but a multirun with a failed run exits with status 1."""
+    main()
+    raise SystemExit(sweep_exit_code())
 
 
 if __name__ == "__main__":
-    main()
+    cli()

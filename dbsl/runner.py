@@ -63,8 +63,15 @@ def run_summary(cfg: Config, plan, overrides: Sequence[str]) -> dict:
     }
 
 
-def execute(cfg: Config, overrides: Sequence[str] = ()) -> dict:
-    """Run (or skip, or resume) the run whose record lives in ``cfg.output_dir``; returns its summary."""
+def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = ()) -> dict:
+    """Run (or skip, or resume) the run whose record lives in ``cfg.output_dir``; returns its summary.
+
+    ``extra_sinks`` receive every commit's row besides the logger's (e.g. dbsl.tune's pruning sink)."""
+    if cfg.executor.name == "distributed":  # under torchrun, ranks 1..n are workers and write no record
+        from .ps.distributed import serve_if_worker
+
+        if (served := serve_if_worker(cfg)) is not None:
+            return served
     record = RunRecord(cfg.output_dir)
     previous = record.read_summary()
     if previous and previous.get("status") == "completed" and not cfg.overwrite:
@@ -90,7 +97,7 @@ def execute(cfg: Config, overrides: Sequence[str] = ()) -> dict:
         summary["started"] = previous.get("started", summary["started"])
     record.write_summary(summary)
     record.open_metrics(keep_until_commit=checkpoint["commit"] if checkpoint else None)
-    sinks = make_sinks(cfg, summary)
+    sinks = make_sinks(cfg, summary) + list(extra_sinks)
     monitor = Monitor(plan, record, cfg.train.eval_every, sinks, cfg.logger.progress,
                       start_commit=checkpoint["commit"] + 1 if checkpoint else 0)
     ctx = RunContext(cfg, plan, source, device, record, monitor)

@@ -169,6 +169,20 @@ def small_batch(model: TimeModel, batch_large: int, dataset_size: int, num_worke
     return b_small
 
 
+def extra_time_ratio_for(model: TimeModel, batch_small: float, batch_large: int, num_workers: int,
+                         num_small: int) -> float:
+    """Eq. 8 inverted: the k whose small batch is ``batch_small`` (for tuning B_S/B_L directly).
+
+    Equal mini-epoch times (a + b/B_S)*d_S = (a + b/B_L)*d_L give d_S/d_L = q = t(B_L)/B_L / (t(B_S)/B_S), and the
+    split of Eqs. 4-6 (n_S*d_S + n_L*d_L = d, d_L = k*d/n) gives k = n / (n_S*q + n_L).
+    """
+    if not (0 < batch_small <= batch_large) or not (0 < num_small <= num_workers):
+        raise ConfigError(f"B_S={batch_small} must lie in (0, B_L={batch_large}] and n_S={num_small} in "
+                          f"1..n={num_workers}")
+    q = model.sample_time(batch_large) / model.sample_time(batch_small)
+    return num_workers / (num_small * q + num_workers - num_small)
+
+
 def _solve_decreasing(func: Callable[[float], float], target: float, upper: float) -> float:
     """Smallest-error x in [1e-3, upper] with func(x) = target for a function that falls as x grows."""
     lo, hi = 1e-3, float(upper)

@@ -1,0 +1,148 @@
+"""python -m dbsl.sweep NAME [overrides ...]: run a named sweep preset from ``sweeps/NAME.yaml``.
+
+A preset lists one or more grids, each a line of Hydra overrides with comma-separated sweeps, e.g. ::
+
+    description: Paper Table 8 (CIFAR-100, 4 x GTX 1080, k=1.05): DBL and hybrid for n_S = 0..4
+    grids:
+      - experiment=paper_cifar100 scheme=dbsl,hybrid dbsl.num_small=0,1,2,3,4
+
+Each grid runs as one ``python -m dbsl.run -m sweep_name=NAME <grid> <overrides>`` (the overrides given here win
+over the grid's, key by key), so every run lands in ``${results_dir}/sweeps/NAME/<its overrides>``: re-running a
+sweep skips completed runs and resumes interrupted ones. At the end the runs of all grids are tabulated; the exit
+status is 1 when any run failed. ``--list`` shows the presets, ``--dry-run`` the commands and runs without running.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Sequence
+
+import yaml
+
+from .callbacks import override_key, print_outcomes, read_sweep_summary
+
+PRESET_KEYS = {"description", "grids"}
+
+
+class PresetError(ValueError):
+    """A sweep preset that is missing or malformed; the message says which file and what to fix."""
+
+
+@dataclass
+class Preset:
+    name: str
+    path: Path
+    description: str
+    grids: List[List[str]] = field(default_factory=list)
+
+
+def preset_dirs() -> list[Path]:
+    """Where presets are looked up: ./sweeps, then the sweeps/ folder next to the dbsl package (the repository's)."""
+    dirs = [Path.cwd() / "sweeps", Path(__file__).resolve().parent.parent / "sweeps"]
+    return list(dict.fromkeys(d.resolve() for d in dirs if d.is_dir()))
+
+
+def list_presets() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in reversed(preset_dirs()):  # ./sweeps wins over the repository's
+        found.update({p.stem: p for p in sorted(folder.glob("*.yaml"))})
+    return dict(sorted(found.items()))
+
+
+def load_preset(name: str) -> Preset:
+    """A preset by name (sweeps/NAME.yaml) or by path."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else list_presets().get(name)
+    if path is None or not path.is_file():
+        known = ", ".join(list_presets()) or "none"
+        raise PresetError(f"no sweep preset {name!r} (known: {known}); add sweeps/{name}.yaml or pass a path")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - PRESET_KEYS
+    if unknown:
+        raise PresetError(f"{path}: unknown key(s) {sorted(unknown)}; a preset has only {sorted(PRESET_KEYS)}")
+    grids = data.get("grids")
+    if not isinstance(grids, list) or not grids or not all(isinstance(g, str) and g.strip() for g in grids):
+        raise PresetError(f"{path}: 'grids' must be a non-empty list of override lines, e.g. "
+                          "'- experiment=smoke scheme=dbsl,hybrid dbsl.num_small=0,1,2'")
+    return Preset(path.stem, path, str(data.get("description", "")), [shlex.split(g) for g in grids])
+
+
+def merge_overrides(grid: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """The grid's overrides with ``extra`` appended; an extra override replaces the grid's one with the same key."""
+    keys = {override_key(o) for o in extra}
+    return [o for o in grid if override_key(o) not in keys] + list(extra)
+
+
+def expand_jobs(overrides: Sequence[str]) -> list[list[str]]:
+    """The runs one multirun of ``overrides`` makes (Hydra's own parser and basic sweeper's cartesian product)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def sweep_commands(preset: Preset, extra: Sequence[str]) -> list[list[str]]:
+    has_name = any(override_key(o) == "sweep_name" for o in extra)
+    head = [] if has_name else [f"sweep_name={preset.name}"]
+    return [[sys.executable, "-m", "dbsl.run", "-m", *head, *merge_overrides(grid, extra)] for grid in preset.grids]
+
+
+def sweep_dir(preset: Preset, extra: Sequence[str]) -> Path:
+    from .config import Config
+
+    values = {override_key(o): o.split("=", 1)[1] for o in extra if "=" in o}
+    return Path(values.get("results_dir", Config.results_dir)) / "sweeps" / values.get("sweep_name", preset.name)
+
+
+def run_preset(preset: Preset, extra: Sequence[str], dry_run: bool = False) -> int:
+    """Run every grid of ``preset``; print the runs this call touched; 1 if any failed."""
+    fail_fast = any(o in ("fail_fast=true", "fail_fast=True") for o in extra)
+    started, status = time.time(), 0
+    for command in sweep_commands(preset, extra):
+        overrides = command[4:]
+        print(f"$ {shlex.join(command)}\n  {len(expand_jobs(overrides))} runs", flush=True)
+        if dry_run:
+            continue
+        code = subprocess.call(command)
+        if code:
+            status = 1
+            if fail_fast:
+                break
+    if dry_run:
+        return 0
+    folder = sweep_dir(preset, extra)
+    runs = [r for r in read_sweep_summary(folder)["runs"].values() if r.get("updated", 0) >= started]
+    counts = print_outcomes(f"sweep {preset.name} (all grids): {folder}", runs)
+    return 1 if status or counts["failed"] else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dbsl.sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", nargs="?", help="a preset in sweeps/ (see --list) or a path to a preset YAML")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. seed=0,1,2 "
+                        "hydra/launcher=local_parallel fail_fast=true results_dir=/data/results")
+    parser.add_argument("--list", action="store_true", help="list the presets")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands and run counts only")
+    args = parser.parse_intermixed_args(argv)
+    if args.list or not args.name:
+        if not args.list:
+            parser.print_usage(sys.stderr)
+        for name, path in list_presets().items():
+            print(f"{name:16s} {load_preset(str(path)).description}")
+        return 0 if args.list else 2
+    try:
+        preset = load_preset(args.name)
+    except PresetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run_preset(preset, args.overrides, args.dry_run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

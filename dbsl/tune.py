@@ -1,0 +1,405 @@
+"""python -m dbsl.tune [options] <overrides>: tune the small-batch ratio with Optuna.
+
+Searches n_S (``num_small``) with either k (``extra_time_ratio``) or B_S/B_L directly (``batch_ratio``, mapped to
+the k that gives it at the schedule's highest resolution, Eq. 8 inverted) for the config the overrides compose,
+e.g. ``python -m dbsl.tune --trials 20 --budget-ratio 1.1 experiment=cpu_fashion_mnist scheme=hybrid``.
+
+* ``--objective accuracy``: maximise the best test top-1 subject to the modelled time staying within the budget
+  (``--budget`` seconds or ``--budget-ratio`` times the n_S=0 plan's). A median pruner stops runs whose test
+  accuracy at an evaluation falls below the median of earlier trials'; plans over budget are pruned before training.
+* ``--objective pareto``: two objectives, (best test top-1, modelled time), giving the Pareto front (no pruning).
+
+Each trial is an ordinary run with an ordinary record in ``<results_dir>/tune/<study>/runs/<its overrides>``, so
+repeated parameters reuse the finished run and the report sees every trial. The study lives in
+``<results_dir>/tune/<study>/journal.log`` (Optuna JournalStorage): running the same command again continues it up
+to ``--trials`` finished trials, and a trial cut off mid-run is retried first (its run resumes from its checkpoint).
+One tune process per study at a time. Written next to the journal: trials.csv, best.json and the plots
+history.png, importances.png, and pareto.png (two objectives) or intermediate.png (one).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import optuna
+from optuna.trial import TrialState
+
+from .callbacks import identity_overrides
+from .compose import compose_config, dirname_resolver
+from .config import Config, ConfigError
+from .plan import Plan, build_plan, dataset_size
+from .record import write_atomic
+from .timemodel import extra_time_ratio_for, profile_from_config
+
+log = logging.getLogger("dbsl")
+
+PARAMS = ("num_small", "extra_time_ratio", "batch_ratio")
+BUDGET_CONSTRAINT = "time_over_budget"  # modelled seconds over the budget (<= 0: feasible)
+PLAN_TOLERANCE = 0.01  # a plan is pruned before training only when its estimate exceeds the budget by more than 1 %
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+@dataclass
+class TuneSpec:
+    """What a study searches; stored in the study and checked when it is continued."""
+
+    overrides: List[str]
+    params: List[str]
+    objective: str = "accuracy"  # accuracy (one objective, budget as a constraint) | pareto (accuracy, time)
+    num_small: Tuple[int, int] = (0, 4)
+    extra_time_ratio: Tuple[float, float, float] = (1.01, 1.2, 0.01)
+    batch_ratio: Tuple[float, float, float] = (0.05, 0.95, 0.05)
+    budget: Optional[float] = None  # seconds of modelled time
+    budget_ratio: Optional[float] = None  # times the n_S=0 plan's modelled time
+
+    def identity(self) -> dict:
+        """What must stay the same when a study is continued (not where or how fast its runs go)."""
+        data = json.loads(json.dumps(asdict(self)))
+        data["overrides"] = sorted(identity_overrides(self.overrides))
+        return data
+
+
+# ---------------------------------------------------------------------------------------------------- the search
+def planned_time(plan: Plan, sync: str = "ASP") -> float:
+    """The modelled training time a plan implies, before running it.
+
+    Per phase: asynchronously (ASP/SSP) the workers together commit at sum_i 1/t_i mini-epochs per second, so the
+    phase's commits take commits / sum_i(1/t_i); synchronously (BSP) every round waits for the slowest worker.
+    """
+    total, n = 0.0, plan.num_workers
+    for phase in plan.phases:
+        times = [phase.time_small if plan.is_small(r) else phase.time_large for r in range(1, n + 1)]
+        commits = phase.end - phase.start
+        total += commits / n * max(times) if sync == "BSP" else commits / sum(1.0 / t for t in times)
+    return total
+
+
+def batch_ratio_to_k(cfg: Config, ratio: float, num_small: int) -> float:
+    """The k (rounded to 4 decimals) whose Eq. 8 small batch is ``ratio`` x B_L at the highest resolution."""
+    profile = profile_from_config(cfg.hardware)
+    res = cfg.schedule.resolutions[-1]
+    b_large = cfg.schedule.batch_large[-1] if cfg.schedule.batch_large else profile.batch_large[res]
+    k = extra_time_ratio_for(profile.model(res), ratio * b_large, b_large, cfg.ps.num_workers, num_small)
+    return round(k, 4)
+
+
+def suggest(trial: optuna.Trial, spec: TuneSpec, base: Config) -> List[str]:
+    """The trial's overrides. k (or B_S/B_L) is only searched when n_S > 0: with n_S = 0 it has no effect."""
+    overrides = []
+    num_small = base.dbsl.num_small
+    if "num_small" in spec.params:
+        num_small = trial.suggest_int("num_small", *spec.num_small)
+        overrides.append(f"dbsl.num_small={num_small}")
+    if num_small == 0:
+        return overrides
+    if "extra_time_ratio" in spec.params:
+        low, high, step = spec.extra_time_ratio
+        k = round(trial.suggest_float("extra_time_ratio", low, high, step=step), 6)
+    elif "batch_ratio" in spec.params:
+        low, high, step = spec.batch_ratio
+        ratio = round(trial.suggest_float("batch_ratio", low, high, step=step), 6)
+        k = batch_ratio_to_k(base, ratio, num_small)
+    else:
+        return overrides
+    trial.set_user_attr("extra_time_ratio", k)
+    return overrides + [f"dbsl.extra_time_ratio={k!r}"]
+
+
+# ----------------------------------------------------------------------------------------------------- a trial
+def quote(value) -> str:
+    """A Hydra override value that may hold '=', ',' or brackets (a run directory's name)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class Tuner:
+    def __init__(self, spec: TuneSpec, study_name: str, base: Config):
+        self.spec, self.study_name, self.base = spec, study_name, base
+        self.dir = Path(base.results_dir) / "tune" / study_name
+        self.budget = self._budget()
+
+    def _budget(self) -> Optional[float]:
+        if self.spec.budget is not None:
+            return self.spec.budget
+        if self.spec.budget_ratio is None:
+            return None
+        cfg = compose_config(self.spec.overrides + ["dbsl.num_small=0"])
+        return self.spec.budget_ratio * planned_time(build_plan(cfg, dataset_size(cfg)), cfg.ps.sync)
+
+    def run_dir(self, trial_overrides: Sequence[str]) -> Path:
+        return self.dir / "runs" / dirname_resolver(",".join(sorted(trial_overrides)))
+
+    def objective(self, trial: optuna.Trial):
+        """Run the trial's config as an ordinary run; raise TrialPruned for infeasible plans and hopeless runs."""
+        from .runner import execute
+        from .sinks.pruning import PruningSink
+
+        trial_overrides = suggest(trial, self.spec, self.base)
+        run_dir = self.run_dir(trial_overrides)
+        overrides = self.spec.overrides + trial_overrides
+        trial.set_user_attr("overrides", trial_overrides)
+        trial.set_user_attr("run_dir", str(run_dir))
+        try:
+            cfg = compose_config(overrides + [f"output_dir={quote(run_dir)}", f"logger.group={quote(self.study_name)}"])
+            plan = build_plan(cfg, dataset_size(cfg))
+        except ConfigError as err:  # e.g. no small batch fits the budget k gives: infeasible, not broken
+            trial.set_user_attr("infeasible", str(err))
+            raise optuna.TrialPruned(f"infeasible plan: {err}") from err
+        estimate = planned_time(plan, cfg.ps.sync)
+        trial.set_user_attr("planned_time", estimate)
+        trial.set_user_attr("batch_small", max(p.batch_small for p in plan.phases))
+        if self.budget is not None and estimate > self.budget * (1 + PLAN_TOLERANCE):
+            trial.set_constraint(BUDGET_CONSTRAINT, estimate - self.budget)
+            trial.set_user_attr("infeasible", f"planned time {estimate:.4g} s > budget {self.budget:.4g} s")
+            raise optuna.TrialPruned(trial.user_attrs["infeasible"])
+        sinks = [PruningSink(trial)] if self.spec.objective == "accuracy" else []
+        summary = execute(cfg, overrides, extra_sinks=sinks)
+        accuracy, seconds = summary["best"]["test_top1"], summary["modelled_time"]
+        trial.set_user_attr("modelled_time", seconds)
+        trial.set_user_attr("final_test_top1", summary["final"]["test_top1"])
+        if self.budget is not None:  # Optuna's samplers treat a positive constraint value as infeasible
+            trial.set_constraint(BUDGET_CONSTRAINT, seconds - self.budget)
+        return accuracy if self.spec.objective == "accuracy" else (accuracy, seconds)
+
+
+# ----------------------------------------------------------------------------------------------------- a study
+def open_study(spec: TuneSpec, name: str, folder: Path, storage: Optional[str], seed: int,
+               pruner: str) -> optuna.Study:
+    """Create the study, or load it and check it searches the same thing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if storage is None:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+    directions = ["maximize"] if spec.objective == "accuracy" else ["maximize", "minimize"]
+    try:
+        existing = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        stored, wanted = existing.user_attrs.get("spec", {}), spec.identity()
+        changed = {key: (stored.get(key), wanted[key]) for key in wanted if stored.get(key) != wanted[key]}
+        if changed:
+            detail = "; ".join(f"{key}: study has {old}, asked {new}" for key, (old, new) in changed.items())
+            raise ConfigError(f"study {name!r} searches something else ({detail}); continue it with the same "
+                              "overrides and options, or choose a new --study name")
+    n_trials = len(existing.trials) if existing else 0
+    sampler = optuna.samplers.TPESampler(seed=seed + n_trials)  # a new seed per session: no repeated proposals
+    use_pruner = pruner == "median" and spec.objective == "accuracy"
+    study = optuna.create_study(
+        study_name=name, storage=storage, directions=directions, sampler=sampler, load_if_exists=True,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2) if use_pruner else optuna.pruners.NopPruner())
+    if existing is None:
+        study.set_user_attr("spec", spec.identity())
+    return study
+
+
+def retry_interrupted(study: optuna.Study) -> int:
+    """Trials left running by a killed process: mark them failed and queue their parameters to run first."""
+    stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    for trial in stale:
+        study.tell(trial.number, state=TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        log.info("trial %d was interrupted: it runs again first (its run resumes from its checkpoint)", trial.number)
+    return len(stale)
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Finished trials, not counting interrupted ones that were queued again."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+    return sum(t.state in FINISHED and t.number not in retried for t in trials)
+
+
+def optimize(tuner: Tuner, study: optuna.Study, trials: int) -> None:
+    """Run trials (ask/tell) until ``trials`` have finished; one failing trial does not stop the study."""
+    done = finished_count(study)
+    log.info("study %s: %d finished trials, running %d more", study.study_name, done, max(0, trials - done))
+    for _ in range(max(0, trials - done)):
+        trial = study.ask()
+        try:
+            study.tell(trial, tuner.objective(trial))
+        except optuna.TrialPruned as err:
+            trial.set_user_attr("pruned", str(err))
+            study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d pruned: %s", trial.number, err)
+        except Exception as err:  # noqa: BLE001 - record it and go on; the run's record says failed
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}")
+            study.tell(trial, state=TrialState.FAIL)
+            log.exception("trial %d failed", trial.number)
+
+
+# ------------------------------------------------------------------------------------------------------ outputs
+def best_trials(study: optuna.Study) -> List[optuna.trial.FrozenTrial]:
+    """The best feasible trial (one objective) or the Pareto front (two)."""
+    if len(study.directions) > 1:
+        return list(study.best_trials)
+    feasible = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if all(v <= 0 for v in t.constraints.values())]
+    return [max(feasible, key=lambda t: t.value)] if feasible else []
+
+
+def trial_record(trial: optuna.trial.FrozenTrial) -> dict:
+    return {"number": trial.number, "values": trial.values, "params": trial.params, "state": trial.state.name,
+            "constraints": trial.constraints, **trial.user_attrs}
+
+
+def save_outputs(study: optuna.Study, folder: Path) -> dict:
+    """trials.csv, best.json and the plots; returns what best.json holds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = study.trials_dataframe()
+    write_atomic(folder / "trials.csv", frame.to_csv(index=False))
+    best = {"study": study.study_name, "directions": [d.name for d in study.directions],
+            "best": [trial_record(t) for t in best_trials(study)]}
+    write_atomic(folder / "best.json", json.dumps(best, indent=2, default=str) + "\n")
+    save_plots(study, folder)
+    return best
+
+
+def save_plots(study: optuna.Study, folder: Path) -> List[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as vis
+
+    two = len(study.directions) > 1
+    accuracy = {"target": (lambda t: t.values[0]), "target_name": "best test top-1"} if two else \
+        {"target_name": "best test top-1"}
+    plots = {"history.png": lambda: vis.plot_optimization_history(study, **accuracy),
+             "importances.png": lambda: vis.plot_param_importances(study, **accuracy)}
+    if two:
+        plots["pareto.png"] = lambda: vis.plot_pareto_front(study, target_names=["best test top-1",
+                                                                                 "modelled time (s)"])
+    else:
+        plots["intermediate.png"] = lambda: vis.plot_intermediate_values(study)
+    written = []
+    for name, draw in plots.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                axes = draw()
+            figure = getattr(axes, "figure", None) or axes.flat[0].figure
+            figure.savefig(folder / name, dpi=120, bbox_inches="tight")
+            plt.close(figure)
+            written.append(folder / name)
+        except Exception as err:  # noqa: BLE001 - e.g. importances need two finished trials with varied params
+            log.info("%s not drawn: %s", name, err)
+    return written
+
+
+def print_trials(study: optuna.Study, best: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"study {study.study_name}")
+    for column in ("trial", "state", "params", "best top-1", "modelled s", "note"):
+        table.add_column(column, overflow="fold")
+    best_numbers = {b["number"] for b in best["best"]}
+    for t in study.get_trials(deepcopy=False):
+        over = t.constraints.get(BUDGET_CONSTRAINT, 0.0)
+        note = t.user_attrs.get("infeasible") or t.user_attrs.get("pruned") or t.user_attrs.get("error") or \
+            (f"over budget by {over:.3g} s" if over > 0 else "")
+        table.add_row(f"{t.number}{' *' if t.number in best_numbers else ''}", t.state.name,
+                      " ".join(f"{k}={v:g}" for k, v in t.params.items()),
+                      "-" if not t.values else f"{t.values[0]:.4f}",
+                      _seconds(t.user_attrs.get("modelled_time")), note[:100])
+    Console(width=max(Console().width, 120)).print(table)
+
+
+def _seconds(value) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+# ---------------------------------------------------------------------------------------------------------- CLI
+def parse_range(text: str, kind=float) -> tuple:
+    parts = [kind(p) for p in text.split(":")]
+    if len(parts) not in (2, 3) or parts[0] > parts[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LOW:HIGH or LOW:HIGH:STEP with LOW <= HIGH")
+    return tuple(parts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dbsl.tune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("overrides", nargs="*", help="Hydra overrides of the tuned config (experiment=..., scheme=...)")
+    p.add_argument("--study", help="study name (default: <experiment name>_<scheme>)")
+    p.add_argument("--trials", type=int, default=20, help="finished trials wanted in the study in total (20)")
+    p.add_argument("--params", default="num_small,extra_time_ratio",
+                   help="what to search: num_small and one of extra_time_ratio | batch_ratio (B_S/B_L)")
+    p.add_argument("--num-small", type=lambda s: parse_range(s, int), help="n_S range LOW:HIGH (0:n)")
+    p.add_argument("--extra-time-ratio", type=parse_range, help="k range LOW:HIGH[:STEP] (1.01:1.2:0.01)")
+    p.add_argument("--batch-ratio", type=parse_range, help="B_S/B_L range LOW:HIGH[:STEP] (0.05:0.95:0.05)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget", type=float, help="modelled-time budget in seconds")
+    budget.add_argument("--budget-ratio", type=float, help="budget as a multiple of the n_S=0 plan's time")
+    p.add_argument("--objective", choices=("accuracy", "pareto"), default="accuracy")
+    p.add_argument("--pruner", choices=("median", "none"), default="median", help="(one objective only)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed")
+    p.add_argument("--storage", help="an Optuna storage URL instead of the journal file (e.g. sqlite:///x.db)")
+    return p
+
+
+def spec_from_args(args: argparse.Namespace, base: Config) -> TuneSpec:
+    params = [p.strip() for p in args.params.split(",") if p.strip()]
+    unknown = set(params) - set(PARAMS)
+    if unknown or not params:
+        raise ConfigError(f"--params={args.params!r}: choose from {', '.join(PARAMS)}")
+    if {"extra_time_ratio", "batch_ratio"} <= set(params):
+        raise ConfigError("--params: extra_time_ratio and batch_ratio both set k; search one of them")
+    if not base.scheme.dual_batch:
+        raise ConfigError(f"scheme={base.scheme.name}: the small-batch ratio only matters with dual batches; "
+                          "tune scheme=dbsl or scheme=hybrid")
+    n = base.ps.num_workers
+    spec = TuneSpec(overrides=list(args.overrides), params=params, objective=args.objective,
+                    num_small=args.num_small or (0, n), budget=args.budget, budget_ratio=args.budget_ratio)
+    if args.extra_time_ratio:
+        spec.extra_time_ratio = _with_step(args.extra_time_ratio, 0.01)
+    if args.batch_ratio:
+        spec.batch_ratio = _with_step(args.batch_ratio, 0.05)
+    low, high = spec.num_small
+    if not 0 <= low <= high <= n:
+        raise ConfigError(f"--num-small={low}:{high}: n_S must lie in 0..ps.num_workers={n}")
+    if spec.extra_time_ratio[0] < 1:
+        raise ConfigError(f"--extra-time-ratio: k must be >= 1, not {spec.extra_time_ratio[0]}")
+    if not 0 < spec.batch_ratio[0] <= spec.batch_ratio[1] <= 1:
+        raise ConfigError(f"--batch-ratio: B_S/B_L must lie in (0, 1], not {spec.batch_ratio[:2]}")
+    return spec
+
+
+def _with_step(values: tuple, step: float) -> tuple:
+    return tuple(values) if len(values) == 3 else (*values, step)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    args = build_parser().parse_intermixed_args(argv)
+    try:
+        base = compose_config(args.overrides)
+        spec = spec_from_args(args, base)
+        name = args.study or f"{base.name}_{base.scheme.name}"
+        tuner = Tuner(spec, name, base)
+        study = open_study(spec, name, tuner.dir, args.storage, args.seed, args.pruner)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if tuner.budget is not None:
+        log.info("modelled-time budget: %.4g s", tuner.budget)
+    retry_interrupted(study)
+    optimize(tuner, study, args.trials)
+    best = save_outputs(study, tuner.dir)
+    print_trials(study, best)
+    log.info("study %s: %d trials; best.json, trials.csv and plots in %s", name, len(study.trials), tuner.dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
