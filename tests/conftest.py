@@ -24,7 +24,7 @@ def run_cli(tmp_path):
     """Run `python -m dbsl.run` in a subprocess (real Hydra app) with results under tmp_path."""
     import subprocess
 
-    def _run(*overrides: str, multirun: bool = False, check: bool = True, timeout: float = 240):
+    def _run(*overrides: str, multirun: bool = False, check: bool = True, timeout: float = 600):
         cmd = [sys.executable, "-m", "dbsl.run"] + (["-m"] if multirun else []) + list(overrides)
         if not any(o.startswith("results_dir=") for o in overrides):
             cmd.append(f"results_dir={tmp_path / 'results'}")

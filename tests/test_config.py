@@ -52,7 +52,7 @@ def test_type_and_unknown_key_errors_name_the_key(compose, override, key):
 
 def test_hardware_without_the_resolution_is_named(compose):
     cfg = compose(["scheme=cpl", "schedule.resolutions=[24,40]", "schedule.dropouts=[0.1,0.2]"])
-    with pytest.raises(ConfigError, match=r"hardware=gtx1080_cifar has no time model for resolution 40"):
+    with pytest.raises(ConfigError, match=r"hardware=cpu_w16 has no time model for resolution 40"):
         build_plan(cfg, dataset_size(cfg))
 
 

@@ -1,0 +1,191 @@
+"""The distributed executor for real: a server and 2 worker processes on 127.0.0.1 over torch.distributed.rpc,
+writing real run records. Every run is tiny (width 4, 256 synthetic images, 8 commits); most of each run's time
+is the workers importing torch."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dbsl.config import ConfigError
+from dbsl.ps.launch import Role, check_world_size
+from dbsl.ps.remote_worker import FAULT_ENV, injected_fault
+from dbsl.record import find_runs, read_metric_rows, read_summary
+from dbsl.runner import execute
+
+ROOT = Path(__file__).resolve().parents[1]
+# hybrid on 2 workers (worker 1 small-batch, so the workers differ in speed), 4 phases (an LR step and the
+# 8 -> 16 px cycle), tests at commits 1, 3, 5, 7
+TINY = ["experiment=smoke", "scheme=hybrid", "ps.num_workers=2", "dbsl.num_small=1", "dataset.synthetic_train=256",
+        "dataset.synthetic_test=64", "schedule.epochs=4", "optim.lr_milestones=[2]", "schedule.cycle_ends=[1,2,3,4]",
+        "train.eval_every=2", "train.threads=1", "logger.progress=false"]
+COMMITS = 8
+TIMEOUT = 20  # executor.timeout of these runs (seconds)
+
+
+def _run(compose, tmp_path, name: str, *overrides: str) -> tuple[dict, list[dict]]:
+    out = tmp_path / name
+    summary = execute(compose(TINY + [f"output_dir={out}", *overrides]))
+    return summary, read_metric_rows(out / "metrics.csv")
+
+
+def _check_complete(summary: dict, rows: list[dict]) -> None:
+    assert summary["status"] == "completed"
+    assert [int(r["commit"]) for r in rows] == list(range(COMMITS))  # every commit once, in commit order
+    tested = [int(r["commit"]) for r in rows if r["test_top1"]]
+    assert tested == [1, 3, 5, 7]
+    assert {r["worker"] for r in rows} == {"1", "2"}
+    workers = summary["workers"]
+    assert set(workers) == {"1", "2"}
+    for times in workers.values():
+        assert times["mini_epochs"] >= 1 and times["compute"] > 0 and times["communication"] > 0
+        assert all(times[k] >= 0 for k in ("evaluation", "waiting"))
+    assert sum(t["evaluation"] for t in workers.values()) > 0  # the workers tested the merged models
+    assert 0 < summary["training_time"] < summary["wall_time"]
+    assert summary["final"]["commit"] == COMMITS - 1
+
+
+def _processes_with(token: str) -> list[int]:
+    """Processes (any parent: orphans are re-parented) whose environment carries ``token``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if token.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def _worker_processes() -> list[int]:
+    """Live processes forked by this session's multiprocessing fork server (the one-machine workers)."""
+    procs = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                procs[int(entry.name)] = (int(ppid), state, (entry / "cmdline").read_bytes())
+            except OSError:
+                pass
+    servers = {pid for pid, (ppid, _, cmd) in procs.items() if ppid == os.getpid() and b"forkserver" in cmd}
+    return [pid for pid, (ppid, state, _) in procs.items() if ppid in servers and state != "Z"]
+
+
+def test_bsp_equals_simulated_bsp(compose, tmp_path):
+    """Same seed, BSP, one thread per worker: the same global model after every round (train losses of every
+    commit and the tests of the merged models agree), and the same modelled clock."""
+    dist, dist_rows = _run(compose, tmp_path, "distributed", "ps.sync=BSP", "executor=distributed",
+                           f"executor.timeout={TIMEOUT}")
+    _check_complete(dist, dist_rows)
+    assert sum(t["waiting"] for t in dist["workers"].values()) > 0  # the barrier held someone
+    sim, sim_rows = _run(compose, tmp_path, "simulated", "ps.sync=BSP")
+    assert len(sim_rows) == len(dist_rows) == COMMITS
+    for s, d in zip(sim_rows, dist_rows):
+        for key in ("commit", "worker", "phase", "resolution", "batch_size", "samples", "modelled_time"):
+            assert s[key] == d[key], (key, s, d)
+        for key in ("train_loss", "train_acc", "test_loss", "test_top1"):
+            if s[key] or d[key]:
+                assert math.isclose(float(s[key]), float(d[key]), rel_tol=1e-5, abs_tol=1e-6), (key, s, d)
+    assert sim["final"]["test_loss"] == pytest.approx(dist["final"]["test_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("sync", ["ASP", "SSP"])
+def test_asynchronous_runs_complete(compose, tmp_path, sync):
+    summary, rows = _run(compose, tmp_path, sync, f"ps.sync={sync}", "ps.staleness=0", "executor=distributed",
+                         f"executor.timeout={TIMEOUT}")
+    _check_complete(summary, rows)
+    assert summary["executor"] == "distributed" and summary["sync"] == sync
+    if sync == "SSP":  # staleness 0: no worker ever leads the other by more than the push it just made
+        pushes = {"1": 0, "2": 0}
+        for row in rows:
+            pushes[row["worker"]] += 1
+            assert abs(pushes["1"] - pushes["2"]) <= 1, rows
+
+
+def test_killed_worker_fails_fast_leaves_nothing_behind_and_resumes(compose, tmp_path):
+    """Worker 2 is SIGKILLed after its 3rd push: the Hydra app fails naming worker 2 and the last commit, well
+    within the timeout, with no process left; the record is failed and keeps its rows; resume completes the run."""
+    token = f"dbsl-test-{uuid.uuid4()}"
+    overrides = TINY + ["executor=distributed", f"executor.timeout={TIMEOUT}", "checkpoint_every=2",
+                        f"results_dir={tmp_path / 'results'}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), FAULT_ENV: "2:3", "DBSL_TEST_TOKEN": token}
+    proc = subprocess.run([sys.executable, "-m", "dbsl.run", *overrides], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180, env=env)
+    assert proc.returncode != 0
+    assert "WorkerFailure: worker 2 died (exit code -9)" in proc.stderr, proc.stderr[-3000:]
+    assert "the server's last commit was" in proc.stderr
+    deadline = time.monotonic() + 5  # the fork server leaves when its parent does: allow it a moment
+    while _processes_with(token) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(token) == []  # no process of the run outlived it
+    [run_dir] = find_runs(tmp_path / "results")
+    summary = read_summary(run_dir)
+    assert summary["status"] == "failed" and "worker 2 died" in summary["error"]
+    assert set(summary["workers"]) == {"1", "2"}
+    rows = read_metric_rows(run_dir / "metrics.csv")
+    assert 3 <= len(rows) < COMMITS
+    assert summary["wall_time"] - max(float(r["wall_time"]) for r in rows) < TIMEOUT  # detected within the timeout
+    assert (run_dir / "checkpoint.pt").exists()
+
+    resumed = execute(compose(TINY + ["executor=distributed", f"executor.timeout={TIMEOUT}", "checkpoint_every=2",
+                                      f"output_dir='{run_dir}'"]))
+    assert resumed["status"] == "completed" and resumed["resumed_from_commit"] >= 2
+    rows = read_metric_rows(run_dir / "metrics.csv")
+    assert [int(r["commit"]) for r in rows] == list(range(COMMITS))
+    assert not (run_dir / "checkpoint.pt").exists()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_silent_worker_ends_a_bsp_run_within_the_timeout(compose, tmp_path, monkeypatch):
+    """Worker 2 hangs after its first push: the barrier cannot close; the run fails once worker 2 has been silent
+    for executor.timeout seconds, naming it and the last commit, and both worker processes are gone."""
+    monkeypatch.setenv(FAULT_ENV, "2:1:hang")
+    timeout = 4
+    cfg = compose(TINY + ["ps.sync=BSP", "executor=distributed", f"executor.timeout={timeout}",
+                          f"output_dir={tmp_path / 'silent'}"])
+    with pytest.raises(RuntimeError, match=r"worker 2 stopped answering: nothing for \d+ s \(executor.timeout=4\); "
+                                           r"its last commit was 1, the server's last commit was 1 of 8"):
+        execute(cfg)
+    assert _worker_processes() == []
+    summary = read_summary(tmp_path / "silent")
+    assert summary["status"] == "failed" and "worker 2 stopped answering" in summary["error"]
+    rows = read_metric_rows(tmp_path / "silent" / "metrics.csv")
+    assert [r["commit"] for r in rows] == ["0", "1"]  # the one round before the hang (its test never came)
+    # failed `timeout` seconds after worker 2's last push (the end of round 1), not at once nor much later
+    assert timeout - 1 <= summary["wall_time"] - float(rows[0]["wall_time"]) <= timeout + 15
+
+
+def test_worker_dying_at_start_up_fails_at_once(compose, tmp_path, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "1:0")
+    cfg = compose(TINY + ["executor=distributed", "executor.timeout=600", f"output_dir={tmp_path / 'start'}"])
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match=r"worker 1 died while starting \(exit code -9\), before joining the run"):
+        execute(cfg)
+    assert time.perf_counter() - start < 120  # not the 600 s timeout
+    assert _worker_processes() == []
+    assert read_summary(tmp_path / "start")["status"] == "failed"
+
+
+def test_torchrun_world_size_must_match_the_workers():
+    role = Role(rank=0, world_size=3, local_rank=0, local_world_size=1, master_addr="127.0.0.1", master_port=29500)
+    check_world_size(role, 2)
+    with pytest.raises(ConfigError, match=r"ps.num_workers=4.*set ps.num_workers=2 or launch 5 processes"):
+        check_world_size(role, 4)
+
+
+def test_fault_injection_spec(monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "2:3")
+    assert injected_fault(2) == (3, "kill") and injected_fault(1) is None
+    monkeypatch.setenv(FAULT_ENV, "1:0:hang")
+    assert injected_fault(1) == (0, "hang")
+    monkeypatch.setenv(FAULT_ENV, "two")
+    with pytest.raises(ValueError, match=FAULT_ENV):
+        injected_fault(1)
