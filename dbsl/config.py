@@ -131,7 +131,6 @@ class ExecutorConfig:
     timeout: float = 300.0  # distributed: seconds without a worker's answer before the run fails
     master_addr: str = "127.0.0.1"
     master_port: int = 0  # 0: a free port
-    backend: str = "gloo"
 
 
 @dataclass

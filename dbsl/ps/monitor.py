@@ -50,6 +50,7 @@ class Monitor:
         self.eval_time = 0.0
         self.modelled_time = 0.0
         self.wall_offset = 0.0  # wall seconds of earlier (interrupted) attempts
+        self.extra: dict = {}  # executor-specific summary fields (e.g. the distributed executor's time breakdown)
         self.start = time.perf_counter()
         self.bar = tqdm(total=plan.total_commits, initial=start_commit, unit="commit", dynamic_ncols=True,
                         disable=not (progress and sys.stderr.isatty()), desc=plan.scheme)
@@ -114,7 +115,8 @@ class Monitor:
     def results(self) -> dict:
         """The summary's metrics: best (over all evaluations, as the journal tables) and final (as COMPSAC's)."""
         return {"best": self.best, "final": self.final, "modelled_time": self.modelled_time,
-                "wall_time": self.wall_time(), "compute_time": self.compute_time, "eval_time": self.eval_time}
+                "wall_time": self.wall_time(), "compute_time": self.compute_time, "eval_time": self.eval_time,
+                **self.extra}
 
     def close(self) -> None:
         self.bar.close()
