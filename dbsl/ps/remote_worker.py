@@ -90,7 +90,7 @@ def train(role: Role, talk: Conversation) -> None:
     ctx = RunContext(cfg, plan, load_dataset(cfg.dataset, cfg.seed), device, record=None)
     pipeline = ctx.new_pipeline()
     worker = ctx.new_worker(role.rank, pipeline)
-    evaluator = ctx.new_evaluator(ctx.new_model(), pipeline)
+    evaluator = ctx.new_evaluator(ctx.new_model(initialise=False), pipeline)  # loads the merged model
     fault = injected_fault(role.rank)
     answer = talk(protocol.pull, None, None, dict(talk.times))
     while isinstance(answer, Pull):

@@ -1,0 +1,87 @@
+"""results.json and results.md from the per-benchmark result files of one bench directory."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+from dbsl.record import write_atomic
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0 or 0.01 <= abs(value) < 1e5:
+            return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}" if abs(value) < 1000 else f"{value:.0f}"
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        return "-".join(cell(v) for v in value)
+    return str(value)
+
+
+def table(columns: List[List[str]], rows: List[dict]) -> List[str]:
+    lines = ["| " + " | ".join(header for _, header in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(key)) for key, _ in columns) + " |" for row in rows]
+    return lines
+
+
+def verdict(headline: dict) -> str:
+    met = headline.get("met")
+    return "-" if met is None else ("met" if met else "**missed**")
+
+
+def collect(out_dir: Path) -> Dict[str, dict]:
+    """Every ``<name>.json`` result in ``out_dir`` (the last run of each benchmark), by name."""
+    found = {}
+    for path in sorted(Path(out_dir).glob("*.json")):
+        if path.name == "results.json":
+            continue
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "name" in data and "status" in data:
+            found[data["name"]] = data
+    return found
+
+
+def markdown(results: Dict[str, dict], order: List[str], header: dict) -> str:
+    names = [n for n in order if n in results] + sorted(set(results) - set(order))
+    m = header.get("machine", {})
+    lines = [f"# dbsl benchmarks, {header['date']} ({header['size']})", "",
+             f"`{header['command']}` on {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('threads', '?')} "
+             f"torch threads, torch {m.get('torch', '?')}. Every ratio compares sides measured in the same run "
+             "(interleaved rounds, medians).", "",
+             "| benchmark | ratio | value | target | verdict | load avg before/after |", "|---|---|---|---|---|---|"]
+    for name in names:
+        r = results[name]
+        h = r.get("headline", {})
+        value = cell(h.get("value")) + (f" (vs {cell(h['compare'])})" if h.get("compare") is not None else "")
+        if r["status"] != "completed":
+            value, verdict_text = f"failed: {r.get('error', '?')}", "**failed**"
+        else:
+            verdict_text = verdict(h)
+        target = r.get("target", "-")
+        load = f"{cell(r.get('load_before'))} / {cell(r.get('load_after'))}"
+        label = h.get("label", "-") + (f" ({h['where']})" if h.get("where") else "")
+        lines.append(f"| {name} | {label} | {value} | {target} | {verdict_text} | {load} |")
+    for name in names:
+        r = results[name]
+        lines += ["", f"## {r.get('title', name)}", ""]
+        if r["status"] != "completed":
+            lines += [f"Failed after {cell(r.get('seconds'))} s: `{r.get('error', '?')}`"]
+            continue
+        lines += [f"Target: {r.get('target', '-')}. {r.get('seconds', 0):.0f} s at size {r.get('size')}.", ""]
+        lines += table(r["columns"], r["rows"])
+        if r.get("notes"):
+            lines += [""] + [f"- {note}" for note in r["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def write(out_dir: Path, order: List[str], header: dict) -> Dict[str, dict]:
+    """Rebuild results.json and results.md from the result files now in ``out_dir``; returns the results."""
+    results = collect(out_dir)
+    write_atomic(Path(out_dir) / "results.json",
+                 json.dumps({**header, "benchmarks": results}, indent=2, default=str) + "\n")
+    write_atomic(Path(out_dir) / "results.md", markdown(results, order, header))
+    return results
