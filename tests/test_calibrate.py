@@ -118,9 +118,13 @@ def test_rising_per_sample_cost_keeps_the_measured_table(compose, tmp_path):
     # per-sample cost rises with B (as width 64 at 24-32 px on this CPU): the best line has a negative intercept
     bench = LineBench(clock, lambda r, b: 1e-4 * b + 4e-6 * b * b + 1e-3, {8: 0.1 * MIB, 16: 0.1 * MIB})
     cfg = smoke_cfg(compose, tmp_path)
-    result = run_calibration(cfg, fake_settings(validate=False), "fake_curve", bench, 1024, clock=clock,
-                             report=lambda _: None)
+    # timed sizes include the smoke plan's B_L (64 at 8 px, 32 at 16 px)
+    result = run_calibration(cfg, fake_settings(batch_sizes=[8, 16, 32, 64, 128, 256]), "fake_curve", bench, 1024,
+                             clock=clock, report=lambda _: None)
     assert result.kind == "table"
+    # Table 4 at B_L (a measured size): the table is exact, the paper's line is not
+    large = [r for r in result.validation if r["role"] == "large"]
+    assert large and all(abs(r["rel_error"]) < 1e-9 and abs(r["line_rel_error"]) > 0.01 for r in large)
     assert all("negative intercept" in reason for reason in result.reasons) and len(result.reasons) == 2
     hw = load_profile(result.profile_path)
     assert hw.kind == "table" and hw.resolutions[0].batch_sizes == result.fits[0].batch_sizes
