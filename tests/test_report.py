@@ -266,3 +266,65 @@ def test_no_runs_or_no_folder_is_a_clear_message(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 1
     assert "nowhere: no such folder" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_claims_compare_each_seed_with_its_baseline(built):
+    from scipy import stats
+
+    claims = table(built, "claims_smoke_synthetic")
+    assert list(claims["scheme"]) == ["hybrid"]  # the baseline is the reference, not a claim
+    row = claims.iloc[0]
+    hybrid = {json.loads((d / "summary.json").read_text())["seed"]: json.loads((d / "summary.json").read_text())
+              for (s, _), d in built["completed"].items() if s == "hybrid"}
+    base = {seed: json.loads((built["completed"]["baseline", seed] / "summary.json").read_text()) for seed in SEEDS}
+    diffs = [100 * (hybrid[s]["best"]["test_top1"] - base[s]["best"]["test_top1"]) for s in SEEDS]
+    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    assert row["seeds_paired"] == 2 and row["delta_best_top1_pp"] == pytest.approx(statistics.mean(diffs))
+    assert row["delta_best_top1_low"] == pytest.approx(statistics.mean(diffs) - half)
+    assert row["delta_best_top1_high"] == pytest.approx(statistics.mean(diffs) + half)
+    expected = ("shown" if row["delta_best_top1_low"] > 0 else "opposite" if row["delta_best_top1_high"] < 0
+                else "not shown (no resolved change)")
+    assert row["accuracy_verdict"] == expected
+    ratios = [100 * (hybrid[s]["modelled_time"] / base[s]["modelled_time"] - 1) for s in SEEDS]
+    assert row["delta_modelled_time_pct"] == pytest.approx(statistics.mean(ratios))
+    assert row["time_verdict"] == ("shown" if row["delta_modelled_time_high"] < 0 else row["time_verdict"])
+    assert row["paper_delta_top1_pp"] == pytest.approx(71.0 - 68.0) and row["paper_table"] == 8
+    readme = (built["out"] / "README.md").read_text()
+    assert "The paper's claims against these runs" in readme and "**hybrid** (n_S = 2)" in readme
+
+
+def test_claim_verdicts_follow_the_interval():
+    from dbsl.report.claims import accuracy_verdict, paired_change, time_verdict
+
+    seeds = pd.Index([0, 1, 2])
+    base = pd.Series([80.0, 81.0, 79.0], index=seeds)
+    up = paired_change(pd.Series([81.0, 82.1, 79.9], index=seeds), base)  # +1.0, +1.1, +0.9: resolved
+    noisy = paired_change(pd.Series([82.0, 80.0, 79.5], index=seeds), base)  # +2, -1, +0.5: holds zero
+    down = paired_change(pd.Series([78.0, 79.2, 76.9], index=seeds), base)
+    assert up.low > 0 and up.mean == pytest.approx(1.0) and up.pairs == 3
+    assert noisy.low < 0 < noisy.high
+    assert [accuracy_verdict("higher", c) for c in (up, noisy, down)] == [
+        "shown", "not shown (no resolved change)", "opposite"]
+    assert accuracy_verdict("not lower", noisy).startswith("shown") and accuracy_verdict("not lower", down).startswith(
+        "opposite")
+    same_time = pd.Series([100.0, 100.0, 100.0], index=seeds)
+    over = paired_change(pd.Series([106.0] * 3, index=seeds), same_time, relative=True)
+    within = paired_change(pd.Series([104.9] * 3, index=seeds), same_time, relative=True)
+    assert over.low == over.high == pytest.approx(6.0)
+    assert time_verdict("within k", within, 1.05) == "shown"
+    assert time_verdict("within k", over, 1.05).startswith("opposite")
+    assert time_verdict("lower", paired_change(pd.Series([90.0] * 3, index=seeds), same_time, True), 1.0) == "shown"
+    # unpaired (different seeds): Welch's interval; one run a side: no interval
+    welch = paired_change(pd.Series([81.0, 82.1, 79.9], index=[5, 6, 7]), base)
+    assert welch.pairs == 0 and welch.low < welch.mean < welch.high
+    single = paired_change(pd.Series([81.0], index=[5]), pd.Series([80.0], index=[6]))
+    assert math.isnan(single.low) and accuracy_verdict("higher", single) == "not tested (one seed)"
+
+
+def test_overview_states_the_command_that_rebuilds_the_report(built, tmp_path):
+    readme = (built["out"] / "README.md").read_text()
+    command = f"python -m dbsl.report {built['root']} --out {built['out']}"
+    assert f"Rebuild it with `{command}`" in readme
+    assert main([str(built["root"]), "--out", str(tmp_path / "again")]) == 0
+    for csv_file in sorted((built["out"] / "tables").glob("*.csv")):
+        assert (tmp_path / "again" / "tables" / csv_file.name).read_text() == csv_file.read_text(), csv_file.name

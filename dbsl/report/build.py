@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Sequence
 
+from .claims import claims_tables
 from .collect import RunSet, csv_files_with, group_runs, load_runs
 from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
                        validation_table)
@@ -61,18 +62,28 @@ def _replace(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def rebuild_command(roots, out: Path, figures: bool = True) -> str:
+    """The command that rebuilds this report from the same records (paths as they were given)."""
+    flags = [] if figures else ["--no-figures"]
+    return " ".join(["python -m dbsl.report", *map(str, roots), "--out", str(out), *flags])
+
+
 def _sections(report: Report, groups, roots, work: Path, figures: bool) -> List[Section]:
     from . import figures as fig
 
     runs = report.runset.runs
     counts = runs["status"].value_counts()
     overview = Section("Overview", [
-        f"Generated {dt.datetime.now().isoformat(timespec='seconds')} from {', '.join(map(str, roots))}.",
+        f"Generated {dt.datetime.now().isoformat(timespec='seconds')} from {', '.join(map(str, roots))}. "
+        f"Rebuild it with `{rebuild_command(roots, report.out, figures)}`.",
         f"{len(runs)} run records: {counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed, "
         f"{counts.get('running', 0)} incomplete, {counts.get('malformed', 0)} malformed; "
         f"{int(runs['included'].sum())} completed runs in {len(groups)} groups (runs that differ only by seed) "
         "make the numbers. Failed, incomplete and malformed records are listed under Runs and left out."])
     sections = [overview]
+    claims = claims_tables(report.runset, groups) if not groups.empty else []
+    if claims:
+        sections.append(Section("The paper's claims against these runs", tables=claims))
     for table in accuracy_tables(groups) if not groups.empty else []:
         experiment = table.data["experiment"].iloc[0]
         part = groups[groups["experiment"] == experiment]

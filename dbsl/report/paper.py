@@ -65,8 +65,8 @@ def comparison(groups: pd.DataFrame, ref: pd.DataFrame | None = None) -> pd.Data
             row = p.to_dict()
             if g is not None:
                 metric = p["metric"]
-                row.update(experiment=g["experiment"], reproduced_dataset=g["dataset"], runs=g["runs"],
-                           loss=g[f"{metric}_loss_mean"], top1_pct=g[f"{metric}_top1_pct_mean"],
+                row.update(group=g["group"], experiment=g["experiment"], reproduced_dataset=g["dataset"],
+                           runs=g["runs"], loss=g[f"{metric}_loss_mean"], top1_pct=g[f"{metric}_top1_pct_mean"],
                            top1_pct_std=g[f"{metric}_top1_pct_std"], delta_top1_pp=g[f"delta_{metric}_top1_pp"],
                            delta_modelled_time_pct=g["delta_modelled_time_pct"],
                            delta_wall_time_pct=g["delta_wall_time_pct"])
