@@ -249,7 +249,7 @@ def test_pages_link_tables_and_figures(built):
     assert not (out / "stale").exists()
     readme, page = (out / "README.md").read_text(), (out / "index.html").read_text()
     figures = sorted(p.relative_to(out).as_posix() for p in (out / "figures").glob("*.png"))
-    assert {f"figures/{n}_smoke_synthetic.png" for n in ("curves", "pareto", "schedule")} <= set(figures)
+    assert {f"figures/{n}_smoke_synthetic.png" for n in ("curves", "pareto", "schedule", "claims")} <= set(figures)
     for figure in figures:
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({figure})" in readme and f"src='{figure}'" in page

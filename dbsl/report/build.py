@@ -83,7 +83,11 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool) -> List[
     sections = [overview]
     claims = claims_tables(report.runset, groups) if not groups.empty else []
     if claims:
-        sections.append(Section("The paper's claims against these runs", tables=claims))
+        section = Section("The paper's claims against these runs", tables=claims)
+        if figures:
+            made = [fig.claims(t.data, work, t.name, t.data["experiment"].iloc[0]) for t in claims]
+            section.figures = [f for f in made if f is not None]
+        sections.append(section)
     for table in accuracy_tables(groups) if not groups.empty else []:
         experiment = table.data["experiment"].iloc[0]
         part = groups[groups["experiment"] == experiment]

@@ -169,3 +169,44 @@ def time_model(measured: pd.DataFrame, out: Path) -> List[Figure]:
         figures.append(Figure(_save(fig, out, f"time_model_{profile}"),
                               f"Time model {profile}: measurements and the linear fit t(B) = a·B + b (Eq. 2)"))
     return figures
+
+
+VERDICT_COLOURS = {"shown": "tab:green", "opposite": "tab:red"}  # anything else (not shown, not tested): grey
+
+
+def claims(data: pd.DataFrame, out: Path, name: str, title: str) -> Figure | None:
+    """A forest plot of the claims table: per scheme and n_S, the change of best top-1 and of modelled time against
+    the baseline with its 95 % interval over seeds, coloured by verdict, and the paper's change beside it."""
+    if data.empty:
+        return None
+    data = data.iloc[::-1].reset_index(drop=True)  # first row on top
+    labels = [f"{s} n_S={n}" for s, n in zip(data["scheme"], data["num_small"])]
+    y = np.arange(len(data))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(data) + 1.8), sharey=True)
+    panels = (("delta_best_top1", "paper_delta_top1_pp", "accuracy_verdict", "Δ best top-1 (pp)"),
+              ("delta_modelled_time", "paper_delta_time_pct", "time_verdict", "Δ modelled time (%)"))
+    for ax, (column, paper, verdict, xlabel) in zip(axes, panels):
+        mean = data[f"{column}_pp" if column.endswith("top1") else f"{column}_pct"]
+        low, high = data[f"{column}_low"], data[f"{column}_high"]
+        colours = [VERDICT_COLOURS.get(str(v).split(" (")[0], "tab:gray") for v in data[verdict]]
+        for i in y:
+            err = [[mean[i] - low[i]], [high[i] - mean[i]]] if pd.notna(low[i]) else None
+            ax.errorbar(mean[i], i, xerr=err, fmt="o", color=colours[i], capsize=3)
+        ax.scatter(data[paper], y, marker="D", facecolors="none", edgecolors="black", label="paper (same n_S)")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set(xlabel=xlabel, yticks=y, yticklabels=labels)
+        ax.grid(axis="x", alpha=0.3)
+    k = data.loc[data["num_small"] > 0, "extra_time_ratio"]
+    if not k.empty:
+        axes[1].axvline((float(k.iloc[0]) - 1) * 100, color="tab:blue", linestyle="--", linewidth=0.8,
+                        label=f"DBSL's budget k (+{(float(k.iloc[0]) - 1) * 100:.0f} %)")
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=f"this run: {v}")
+               for v, c in (("shown", "tab:green"), ("not shown", "tab:gray"), ("opposite", "tab:red"))]
+    for ax in axes:
+        handles += [h for h, lab in zip(*ax.get_legend_handles_labels()) if lab not in {x.get_label() for x in handles}]
+    fig.suptitle(f"{title}: the paper's claims against these runs (95 % interval over seeds)")
+    fig.tight_layout()
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,
+               fontsize=8)
+    return Figure(_save(fig, out, name), f"{title}: change against the baseline with its 95 % interval over seeds, "
+                                         "coloured by whether it shows the paper's claim; diamonds: the paper")
