@@ -321,10 +321,18 @@ def test_claim_verdicts_follow_the_interval():
     assert math.isnan(single.low) and accuracy_verdict("higher", single) == "not tested (one seed)"
 
 
-def test_overview_states_the_command_that_rebuilds_the_report(built, tmp_path):
+def test_overview_states_the_command_that_rebuilds_the_report(built, tmp_path, capsys):
     readme = (built["out"] / "README.md").read_text()
-    command = f"python -m dbsl.report {built['root']} --out {built['out']}"
-    assert f"Rebuild it with `{command}`" in readme
-    assert main([str(built["root"]), "--out", str(tmp_path / "again")]) == 0
-    for csv_file in sorted((built["out"] / "tables").glob("*.csv")):
-        assert (tmp_path / "again" / "tables" / csv_file.name).read_text() == csv_file.read_text(), csv_file.name
+    assert f"Rebuild it with `python -m dbsl.report {built['root']} --out {built['out']}`" in readme
+    notes = tmp_path / "notes.md"
+    notes.write_text("First paragraph of the reading.\n\nSecond one,\non two lines.\n")
+    again = tmp_path / "again"
+    assert main([str(built["root"]), "--out", str(again), "--notes", str(notes)]) == 0
+    rebuilt = (again / "README.md").read_text()
+    assert f"Rebuild it with `python -m dbsl.report {built['root']} --out {again} --notes {notes}`" in rebuilt
+    assert "## Reading the results\n\nFirst paragraph of the reading.\n\nSecond one,\non two lines.\n" in rebuilt
+    for csv_file in sorted((built["out"] / "tables").glob("*.csv")):  # the same records give the same numbers
+        assert (again / "tables" / csv_file.name).read_text() == csv_file.read_text(), csv_file.name
+    assert main([str(built["root"]), "--out", str(tmp_path / "none"), "--notes", str(tmp_path / "gone.md")]) == 1
+    assert f"--notes {tmp_path / 'gone.md'}: cannot read it" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()

@@ -1,4 +1,4 @@
-"""python -m dbsl.report [RESULTS_DIR ...] [--out reports/NAME] [--no-figures]"""
+"""python -m dbsl.report [RESULTS_DIR ...] [--out reports/NAME] [--no-figures] [--notes FILE.md]"""
 from __future__ import annotations
 
 import argparse
@@ -17,9 +17,11 @@ def main(argv: List[str] | None = None) -> int:
                         help="folders searched for run records (default: results)")
     parser.add_argument("--out", default="reports/latest", help="report folder (default: reports/latest)")
     parser.add_argument("--no-figures", action="store_true", help="tables only (faster)")
+    parser.add_argument("--notes", metavar="FILE.md", help="your reading of the results (Markdown), shown after the "
+                        "paper's claims")
     args = parser.parse_args(argv)
     try:
-        report = build_report(args.roots, args.out, figures=not args.no_figures)
+        report = build_report(args.roots, args.out, figures=not args.no_figures, notes=args.notes)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import List, Sequence
 
 from .claims import claims_tables
-from .collect import RunSet, csv_files_with, group_runs, load_runs
+from .collect import ReportError, RunSet, csv_files_with, group_runs, load_runs
 from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
                        validation_table)
 from .html import Section, index_html, readme
@@ -28,8 +28,12 @@ class Report:
     problems: List[str] = field(default_factory=list)  # records and files that were skipped, with the reason
 
 
-def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = True) -> Report:
+def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = True,
+                 notes: Path | str | None = None) -> Report:
+    """``notes``: a Markdown file of the author's reading of the results, shown after the claims (paragraphs
+    separated by blank lines)."""
     out = Path(out)
+    notes_text = read_notes(notes)
     runset = load_runs(roots)  # ReportError when there is nothing to report
     groups = group_runs(runset)
     excluded = runset.runs[~runset.runs["included"]]
@@ -38,7 +42,7 @@ def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = T
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         report = Report(out, runset, problems=problems)
-        sections = _sections(report, groups, roots, work, figures)
+        sections = _sections(report, groups, roots, work, figures, notes, notes_text)
         for table in report.tables:
             table.write(work / "tables")
         title = "dbsl report"
@@ -62,20 +66,31 @@ def _replace(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def rebuild_command(roots, out: Path, figures: bool = True) -> str:
+def read_notes(notes: Path | str | None) -> List[str]:
+    if notes is None:
+        return []
+    try:
+        text = Path(notes).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ReportError(f"--notes {notes}: cannot read it ({type(err).__name__}); pass a Markdown file or leave "
+                          "--notes out") from err
+    return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
+def rebuild_command(roots, out: Path, figures: bool = True, notes: Path | str | None = None) -> str:
     """The command that rebuilds this report from the same records (paths as they were given)."""
-    flags = [] if figures else ["--no-figures"]
+    flags = ([] if figures else ["--no-figures"]) + ([] if notes is None else ["--notes", str(notes)])
     return " ".join(["python -m dbsl.report", *map(str, roots), "--out", str(out), *flags])
 
 
-def _sections(report: Report, groups, roots, work: Path, figures: bool) -> List[Section]:
+def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, notes_text) -> List[Section]:
     from . import figures as fig
 
     runs = report.runset.runs
     counts = runs["status"].value_counts()
     overview = Section("Overview", [
         f"Generated {dt.datetime.now().isoformat(timespec='seconds')} from {', '.join(map(str, roots))}. "
-        f"Rebuild it with `{rebuild_command(roots, report.out, figures)}`.",
+        f"Rebuild it with `{rebuild_command(roots, report.out, figures, notes)}`.",
         f"{len(runs)} run records: {counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed, "
         f"{counts.get('running', 0)} incomplete, {counts.get('malformed', 0)} malformed; "
         f"{int(runs['included'].sum())} completed runs in {len(groups)} groups (runs that differ only by seed) "
@@ -88,6 +103,8 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool) -> List[
             made = [fig.claims(t.data, work, t.name, t.data["experiment"].iloc[0]) for t in claims]
             section.figures = [f for f in made if f is not None]
         sections.append(section)
+    if notes_text:
+        sections.append(Section("Reading the results", notes_text))
     for table in accuracy_tables(groups) if not groups.empty else []:
         experiment = table.data["experiment"].iloc[0]
         part = groups[groups["experiment"] == experiment]
