@@ -184,7 +184,7 @@ def claims(data: pd.DataFrame, out: Path, name: str, title: str) -> Figure | Non
     y = np.arange(len(data))
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(data) + 1.8), sharey=True)
     panels = (("delta_best_top1", "paper_delta_top1_pp", "accuracy_verdict", "Δ best top-1 (pp)"),
-              ("delta_modelled_time", "paper_delta_time_pct", "time_verdict", "Δ modelled time (%)"))
+              ("delta_time", "paper_delta_time_pct", "time_verdict", f"Δ {data['clock'].iloc[0]} time (%)"))
     for ax, (column, paper, verdict, xlabel) in zip(axes, panels):
         mean = data[f"{column}_pp" if column.endswith("top1") else f"{column}_pct"]
         low, high = data[f"{column}_low"], data[f"{column}_high"]
