@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -133,17 +134,26 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def torchrun_worker_rank() -> bool:
+    """A process torchrun started as rank 1..n (a worker of the distributed executor)."""
+    return os.environ.get("RANK", "0") != "0" and "MASTER_ADDR" in os.environ
+
+
 class SweepSummary(Callback):
     """Hydra callback (configured in conf/config.yaml): per-multirun summary of completed / skipped / failed runs."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global LAST_SWEEP
         LAST_SWEEP = None
+        if torchrun_worker_rank():  # under torchrun only rank 0 (the server) keeps the sweep's books
+            return
         self.started = time.time()
         shutil.rmtree(Path(config.hydra.sweep.dir) / JOBS_DIR, ignore_errors=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global LAST_SWEEP
+        if torchrun_worker_rank():
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
         outcomes = read_job_outcomes(sweep_dir)
         counts = count_outcomes(outcomes)

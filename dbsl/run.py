@@ -55,6 +55,8 @@ def sweep_job(dcfg: DictConfig) -> dict:
         try:
             share_cores(dcfg)
             summary = execute(to_config(dcfg), overrides)
+            if summary.get("status") == "worker":  # a torchrun worker rank: the server (rank 0) reports the run
+                return summary
             outcome = job_outcome("skipped" if summary.get("skipped") else "completed", run_dir, overrides, summary)
         except Exception as err:  # noqa: BLE001 - the sweep goes on; runner.execute has marked the record failed
             log.error("run %s failed:\n%s", run_dir, traceback.format_exc(limit=20))

@@ -189,3 +189,23 @@ def test_fault_injection_spec(monkeypatch):
     monkeypatch.setenv(FAULT_ENV, "two")
     with pytest.raises(ValueError, match=FAULT_ENV):
         injected_fault(1)
+
+
+def test_torchrun_multirun_is_reported_once_by_the_server(tmp_path):
+    """torchrun starts the whole Hydra multirun in every rank: ranks 1..n serve as workers run after run, and only
+    rank 0 (the server) writes the job outcomes and the sweep summary."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    overrides = [o for o in TINY if not o.startswith("schedule.") and not o.startswith("optim.")]
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "3", "-m", "dbsl.run", "-m", "executor=distributed",
+           *overrides, "schedule.epochs=2", "optim.lr_milestones=[]", "schedule.cycle_ends=[1,2]",
+           f"results_dir={tmp_path}", "sweep_name=tr", "seed=0,1"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "sweeps" / "tr" / "sweep_summary.json").read_text())
+    runs = sorted(summary["runs"].values(), key=lambda r: r["overrides"][-1])
+    assert [r["overrides"][-1] for r in runs] == ["seed=0", "seed=1"]
+    for run in runs:
+        record = read_summary(Path(run["run_dir"]))
+        assert run["status"] == record["status"] == "completed" and record["executor"] == "distributed"
+        assert run["best_test_top1"] == record["best"]["test_top1"]  # the server's outcome, not a worker's
+    assert (done.stdout + done.stderr).count("sweep tr: ") == 1  # one table, from rank 0
