@@ -305,8 +305,9 @@ def test_claim_verdicts_follow_the_interval():
     assert noisy.low < 0 < noisy.high
     assert [accuracy_verdict("higher", c) for c in (up, noisy, down)] == [
         "shown", "not shown (no resolved change)", "opposite"]
-    assert accuracy_verdict("not lower", noisy).startswith("shown") and accuracy_verdict("not lower", down).startswith(
-        "opposite")
+    assert accuracy_verdict("not lower", noisy).startswith("not contradicted")
+    assert accuracy_verdict("not lower", up) == "shown (higher)"
+    assert accuracy_verdict("not lower", down).startswith("opposite")
     same_time = pd.Series([100.0, 100.0, 100.0], index=seeds)
     over = paired_change(pd.Series([106.0] * 3, index=seeds), same_time, relative=True)
     within = paired_change(pd.Series([104.9] * 3, index=seeds), same_time, relative=True)
