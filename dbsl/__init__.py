@@ -1,8 +1,7 @@
 """dbsl: hybrid dual-batch and cyclic progressive learning on a parameter server (Lu, Hong, Liu, Wu)."""
-import os
 
-# OpenMP threads that busy-wait for each other run up to 10x slower when other processes share the cores (a sweep,
-# the distributed executor's workers, a CI machine); passive waiting cost ~2 % when alone (benchmarks/thread_policy).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP's wait policy is left to the user: on a quiet machine the default (busy-waiting) threads trained 1.5x faster
+# than OMP_WAIT_POLICY=PASSIVE, but on cores shared with other processes they ran up to 10x slower; see
+# benchmarks/thread_policy.py and the README's performance section.
 
 __version__ = "0.1.0"
