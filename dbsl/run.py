@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .callbacks import any_job_failed, job_outcome, sweep_exit_code, write_job_outcome
+from .callbacks import any_job_failed, job_outcome, sweep_exit_code, torchrun_worker_rank, write_job_outcome
 from .compose import register_all
 from .config import to_config
 from .runner import cpu_threads_per_process, execute
@@ -55,13 +55,12 @@ def sweep_job(dcfg: DictConfig) -> dict:
         try:
             share_cores(dcfg)
             summary = execute(to_config(dcfg), overrides)
-            if summary.get("status") == "worker":  # a torchrun worker rank: the server (rank 0) reports the run
-                return summary
             outcome = job_outcome("skipped" if summary.get("skipped") else "completed", run_dir, overrides, summary)
         except Exception as err:  # noqa: BLE001 - the sweep goes on; runner.execute has marked the record failed
             log.error("run %s failed:\n%s", run_dir, traceback.format_exc(limit=20))
             outcome = job_outcome("failed", run_dir, overrides, error=f"{type(err).__name__}: {err}")
-    write_job_outcome(hc.sweep.dir, hc.job.num, outcome)
+    if not torchrun_worker_rank():  # under torchrun the server (rank 0) reports the run, ranks 1..n serve it
+        write_job_outcome(hc.sweep.dir, hc.job.num, outcome)
     return outcome
 
 

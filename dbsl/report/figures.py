@@ -175,8 +175,9 @@ VERDICT_COLOURS = {"shown": "tab:green", "opposite": "tab:red"}  # anything else
 
 
 def claims(data: pd.DataFrame, out: Path, name: str, title: str) -> Figure | None:
-    """A forest plot of the claims table: per scheme and n_S, the change of best top-1 and of modelled time against
-    the baseline with its 95 % interval over seeds, coloured by verdict, and the paper's change beside it."""
+    """A forest plot of the claims table: per scheme and n_S, the change of best top-1 and of training time (the
+    table's clock) against the baseline with its 95 % interval over seeds, coloured by verdict, and the paper's
+    change beside it."""
     if data.empty:
         return None
     data = data.iloc[::-1].reset_index(drop=True)  # first row on top
