@@ -41,9 +41,10 @@ def module(name: str) -> ModuleType:
 def machine() -> dict:
     import torch
 
-    from dbsl.calibration.bench import cpu_name
+    from dbsl.record import cpu_model
 
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+    return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
 
 

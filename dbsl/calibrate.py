@@ -264,6 +264,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="timed repeats per batch size (default 5, quick 3)")
     p.add_argument("--kind", choices=("auto", "linear", "table"), default="auto",
                    help="time model kind (auto: linear unless the line fits badly)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: elapsed seconds; cpu: this process's CPU seconds, for one thread on the CPU, which "
+                        "other processes on the cores do not inflate (what the simulated executor's measured clock "
+                        "uses with train.threads=1)")
     p.add_argument("--no-validate", action="store_true", help="skip the Table-4 check of whole mini-epochs")
     p.add_argument("--validate-steps", type=int, help="at most this many batches per checked mini-epoch (0: all)")
     p.add_argument("--validate-repeats", type=int, help="timed repeats per checked mini-epoch (default 3, quick 1)")
@@ -313,12 +317,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         name = check_name(args.name or f"{device.type}_w{cfg.model.width}_{cfg.dataset.name}")
         say(f"calibrating {name} on {device} ({torch.get_num_threads()} threads): resolutions "
             f"{settings.resolutions}, {'quick' if args.quick else 'full'} mode")
-        busy = machine_load(device)
+        busy = machine_load(device) if args.clock == "wall" else None  # CPU seconds do not see the others
         if busy:
             say(f"warning: {busy}")
+        if args.clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
+            raise ConfigError("--clock cpu: CPU seconds measure a run's time only on the CPU with one thread; "
+                              "add train.threads=1 (and device=cpu)")
         source = load_dataset(cfg.dataset, cfg.seed)
         bench = TrainingBench(cfg, source, device)
-        result = run_calibration(cfg, settings, name, bench, len(source.train), report=say,
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        result = run_calibration(cfg, settings, name, bench, len(source.train), clock=clock, report=say,
                                  command=" ".join(["python -m dbsl.calibrate"] + argv),
                                  threads=torch.get_num_threads())
     except (ConfigError, DataError, HydraException, OmegaConfBaseException) as err:

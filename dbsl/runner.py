@@ -14,9 +14,9 @@ from .config import Config
 from .data import load_dataset
 from .plan import build_plan
 from .ps.context import RunContext
-from .ps.monitor import Monitor
-from .record import RunRecord, git_commit, versions
-from .train import resolve_device
+from .ps.monitor import Monitor, measured_clock_source
+from .record import RunRecord, environment, git_commit, versions
+from .train import pin_cpu_isa, resolve_device
 
 log = logging.getLogger("dbsl")
 
@@ -46,7 +46,7 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_summary(cfg: Config, plan, overrides: Sequence[str]) -> dict:
+def run_summary(cfg: Config, plan, overrides: Sequence[str], device: torch.device) -> dict:
     """What a run is: the fields the report groups and labels runs by."""
     return {
         "status": "running", "name": cfg.name, "scheme": cfg.scheme.name, "dual_batch": cfg.scheme.dual_batch,
@@ -59,7 +59,7 @@ def run_summary(cfg: Config, plan, overrides: Sequence[str]) -> dict:
                  "update_factor_small": plan.update_factor_small,
                  "batch_large": {p.resolution: p.batch_large for p in plan.phases},
                  "batch_small": {p.resolution: p.batch_small for p in plan.phases}},
-        "versions": versions(), "git_commit": git_commit(), "started": now(),
+        "versions": versions(), "environment": environment(device), "git_commit": git_commit(), "started": now(),
     }
 
 
@@ -82,6 +82,7 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
         checkpoint = record.load_checkpoint()
     elif cfg.overwrite:
         record.checkpoint_path.unlink(missing_ok=True)
+    pin_cpu_isa(cfg.train.cpu_isa)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.device)
@@ -91,7 +92,7 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
         checkpoint = None
     record.write_text("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     record.write_json("plan.json", plan.to_dict())
-    summary = run_summary(cfg, plan, overrides)
+    summary = run_summary(cfg, plan, overrides, device)
     if checkpoint is not None:
         summary["resumed_from_commit"] = checkpoint["commit"] + 1
         summary["started"] = previous.get("started", summary["started"])
@@ -99,7 +100,8 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
     record.open_metrics(keep_until_commit=checkpoint["commit"] if checkpoint else None)
     sinks = make_sinks(cfg, summary) + list(extra_sinks)
     monitor = Monitor(plan, record, cfg.train.eval_every, sinks, cfg.logger.progress,
-                      start_commit=checkpoint["commit"] + 1 if checkpoint else 0)
+                      start_commit=checkpoint["commit"] + 1 if checkpoint else 0,
+                      measured_clock=measured_clock_source(cfg.executor.name, cfg.ps.sync, device))
     ctx = RunContext(cfg, plan, source, device, record, monitor)
     status = "failed"
     try:

@@ -8,6 +8,7 @@ Weight decay follows the authors' Keras setup (paper.md 7.4), each part a separa
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from typing import Iterable, Tuple
@@ -28,7 +29,8 @@ class TrainStats:
     acc: float
     samples: int
     steps: int
-    seconds: float
+    seconds: float  # wall seconds of the mini-epoch's training (data pipeline included)
+    cpu_seconds: float = 0.0  # this process's CPU seconds over the same stretch (all its threads)
 
 
 @dataclass
@@ -50,6 +52,37 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def pin_cpu_isa(isa: str) -> None:
+    """Cap the CPU kernels' instruction set: ``avx2`` makes ATen's vectorised kernels and oneDNN's convolutions the
+    same on every x86 CPU with AVX2 (an AVX-512 machine otherwise computes different floats from the first step).
+
+    Both libraries read their cap once, at their first kernel; so this must run before the process computes
+    anything, or the environment must set ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 itself."""
+    if isa == "native":
+        return
+    os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+    got = torch.backends.cpu.get_cpu_capability()
+    if got not in ("AVX2", "DEFAULT"):
+        from .config import ConfigError
+
+        raise ConfigError(f"train.cpu_isa={isa!r}: this process already runs {got} kernels; start it with "
+                          "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 in the environment")
+
+
+CHANNELS_LAST_MIN_CHANNELS = 8
+
+
+def channels_last_for(model: nn.Module, requested: bool, device: torch.device) -> bool:
+    """Whether ``model`` trains and evaluates channels-last (NHWC): as requested, except on the CPU for models with
+    a layer of fewer than 8 channels, where oneDNN's AVX2 channels-last backward corrupts the heap (torch 2.14.1;
+    seen with width <= 4, e.g. the smoke preset, on an AVX2 CPU and under ONEDNN_MAX_CPU_ISA=AVX2)."""
+    if not requested or device.type == "cuda":
+        return requested
+    narrowest = min((m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)), default=0)
+    return narrowest >= CHANNELS_LAST_MIN_CHANNELS
+
+
 def _autocast(device: torch.device, amp: bool):
     if amp and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
@@ -65,10 +98,10 @@ class LocalTrainer:
     """SGD with momentum on one model; the optimizer (momentum buffers) persists until :meth:`reset_optimizer`."""
 
     def __init__(self, model: nn.Module, optim: OptimConfig, device: torch.device, amp: bool = False,
-                 channels_last: bool = False):
+                 channels_last: bool = True):
         self.model, self.cfg, self.device = model, optim, device
         self.amp = amp and device.type == "cuda"
-        self.memory_format = torch.channels_last if (channels_last or device.type == "cuda") else None
+        self.memory_format = torch.channels_last if channels_last_for(model, channels_last, device) else None
         if self.memory_format is not None:
             model.to(memory_format=self.memory_format)
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -90,7 +123,7 @@ class LocalTrainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         samples = steps = 0
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for x, y in batches:
             if self.memory_format is not None:
                 x = x.contiguous(memory_format=self.memory_format)
@@ -118,10 +151,10 @@ class LocalTrainer:
             samples += y.shape[0]
             steps += 1
         _sync(self.device)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         if samples == 0:
-            return TrainStats(float("nan"), float("nan"), 0, 0, seconds)
-        return TrainStats(loss_sum.item() / samples, correct.item() / samples, samples, steps, seconds)
+            return TrainStats(float("nan"), float("nan"), 0, 0, seconds, cpu_seconds)
+        return TrainStats(loss_sum.item() / samples, correct.item() / samples, samples, steps, seconds, cpu_seconds)
 
     def optimizer_state(self) -> dict:
         return self.optimizer.state_dict()
@@ -130,8 +163,9 @@ class LocalTrainer:
         self.optimizer.load_state_dict(state)
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[Batch], device: torch.device, amp: bool = False) -> EvalStats:
+@torch.inference_mode()
+def evaluate(model: nn.Module, batches: Iterable[Batch], device: torch.device, amp: bool = False,
+             channels_last: bool = True) -> EvalStats:
     """Test loss, top-1 and top-5 accuracy (BatchNorm in inference mode, using the merged running statistics)."""
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -139,7 +173,6 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], device: torch.device, a
     top5 = torch.zeros((), device=device, dtype=torch.long)
     samples = 0
     start = time.perf_counter()
-    channels_last = device.type == "cuda"
     for x, y in batches:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

@@ -14,7 +14,7 @@ import pytest
 from dbsl.plan import build_plan
 from dbsl.runner import execute
 
-TIME_COLUMNS = {"wall_time", "compute_time"}
+TIME_COLUMNS = {"wall_time", "compute_time", "seconds", "cpu_seconds", "measured_time"}
 FAST = ["experiment=smoke", "model.width=2", "dataset.synthetic_train=512", "dataset.synthetic_test=64"]
 
 
@@ -78,6 +78,29 @@ def test_sync_modes_complete(compose, tmp_path, sync):
     if sync == "BSP":
         evaluated = [int(r["commit"]) for r in table if r["test_top1"]]
         assert all((c + 1) % 4 == 0 for c in evaluated)  # one evaluation per round, after its last push
+    # the measured clock replays mini-epochs back to back, which a barrier's waits would break: not kept
+    assert summary["measured_clock"] is None and summary["measured_time"] is None
+    assert all(r["measured_time"] == "" for r in table)
+
+
+def test_measured_clock_replays_each_workers_mini_epochs(run_cli, tmp_path):
+    import json
+
+    run_cli(*FAST, "scheme=dbsl", "executor.jitter=0.3", "train.threads=1")  # one thread: CPU seconds
+    [summary_path] = (tmp_path / "results").rglob("summary.json")
+    summary = json.loads(summary_path.read_text())
+    table = rows(summary_path.parent)
+    assert summary["measured_clock"] == "cpu" and summary["environment"]["threads"] == 1
+    clock = {}
+    for r in table:
+        cpu, wall = float(r["cpu_seconds"]), float(r["seconds"])
+        assert 0 < cpu <= wall * 1.05 + 0.005  # one thread cannot burn more CPU time than wall time
+        worker = r["worker"]
+        clock[worker] = clock.get(worker, 0.0) + cpu  # each worker's mini-epochs back to back
+        assert float(r["measured_time"]) == pytest.approx(clock[worker])
+    assert summary["measured_time"] == pytest.approx(max(clock.values()))
+    # the modelled clock comes from the time model, not from what ran
+    assert summary["modelled_time"] != pytest.approx(summary["measured_time"], rel=0.01)
 
 
 def test_completed_run_is_skipped(compose, tmp_path):

@@ -17,6 +17,7 @@ from torch import nn
 from ..config import Config
 from ..data import DataSource, Pipeline
 from ..models import build_model
+from ..record import cpu_model
 from ..ps.worker import derive_seed, mini_epoch_indices
 from ..train import LocalTrainer
 
@@ -118,17 +119,4 @@ class TrainingBench:
     def device_name(self) -> str:
         if self.is_cuda:
             return torch.cuda.get_device_name(self.device)
-        return cpu_name()
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine() or "CPU"
+        return cpu_model()

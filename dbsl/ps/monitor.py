@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..data import Pipeline
 from ..plan import Phase, Plan
 from ..record import RunRecord
-from ..train import EvalStats, TrainStats, evaluate
+from ..train import EvalStats, TrainStats, channels_last_for, evaluate
 
 log = logging.getLogger("dbsl")
 
@@ -29,19 +29,23 @@ class Evaluator:
     """Tests a global model on the full test set at the current phase's resolution."""
 
     def __init__(self, model: torch.nn.Module, pipeline: Pipeline, device: torch.device, batch_size: int,
-                 amp: bool = False):
+                 amp: bool = False, channels_last: bool = True):
         self.model, self.pipeline, self.device, self.batch_size, self.amp = model, pipeline, device, batch_size, amp
+        self.channels_last = channels_last_for(model, channels_last, device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def __call__(self, state: dict, resolution: int) -> EvalStats:
         for name, tensor in self.model.state_dict().items():
             tensor.copy_(state[name])
-        return evaluate(self.model, self.pipeline.test_batches(resolution, self.batch_size), self.device, self.amp)
+        return evaluate(self.model, self.pipeline.test_batches(resolution, self.batch_size), self.device, self.amp,
+                        self.channels_last)
 
 
 class Monitor:
     def __init__(self, plan: Plan, record: RunRecord, eval_every: int, sinks: Sequence[Sink] = (),
-                 progress: bool = True, start_commit: int = 0):
+                 progress: bool = True, start_commit: int = 0, measured_clock: str | None = "wall"):
         self.plan, self.record, self.eval_every, self.sinks = plan, record, eval_every, list(sinks)
         self.best: dict | None = None
         self.final: dict | None = None
@@ -49,6 +53,12 @@ class Monitor:
         self.compute_time = 0.0
         self.eval_time = 0.0
         self.modelled_time = 0.0
+        # The measured clock: the same ASP schedule replayed with each mini-epoch's measured duration, i.e. what n
+        # machines like this one would take. A worker's mini-epochs run back to back, so a commit lands at its
+        # worker's cumulative measured seconds; the run's measured time is its last commit's. ``measured_clock``
+        # says which measurement: "cpu" (CPU seconds; see measured_clock_source), "wall", or None (not kept).
+        self.measured_clock = measured_clock
+        self.worker_clock: dict[int, float] = {}
         self.wall_offset = 0.0  # wall seconds of earlier (interrupted) attempts
         self.extra: dict = {}  # executor-specific summary fields (e.g. the distributed executor's time breakdown)
         self.start = time.perf_counter()
@@ -67,11 +77,16 @@ class Monitor:
         n = self.plan.num_workers
         self.compute_time += stats.seconds
         self.modelled_time = max(self.modelled_time, modelled_time)
+        measured = None
+        if self.measured_clock is not None:
+            seconds = stats.cpu_seconds if self.measured_clock == "cpu" else stats.seconds
+            measured = self.worker_clock[rank] = self.worker_clock.get(rank, 0.0) + seconds
         row = {"commit": commit, "epoch": commit // n + 1, "worker": rank, "small": self.plan.is_small(rank),
                "phase": phase.index, "lr_stage": phase.lr_stage, "resolution": phase.resolution,
                "dropout": phase.dropout, "lr": lr, "batch_size": self.plan.batch_size(rank, phase),
                "samples": stats.samples, "train_loss": stats.loss, "train_acc": stats.acc,
-               "modelled_time": modelled_time, "wall_time": self.wall_time(), "compute_time": self.compute_time}
+               "modelled_time": modelled_time, "wall_time": self.wall_time(), "compute_time": self.compute_time,
+               "seconds": stats.seconds, "cpu_seconds": stats.cpu_seconds, "measured_time": measured}
         if test is not None:
             self.eval_time += test.seconds
             row.update(test_loss=test.loss, test_top1=test.top1, test_top5=test.top5)
@@ -104,22 +119,37 @@ class Monitor:
     def state_dict(self) -> dict:
         return {"best": self.best, "final": self.final, "last_eval": self.last_eval,
                 "compute_time": self.compute_time, "eval_time": self.eval_time,
-                "modelled_time": self.modelled_time, "wall_time": self.wall_time()}
+                "modelled_time": self.modelled_time, "wall_time": self.wall_time(),
+                "measured_clock": self.measured_clock, "worker_clock": dict(self.worker_clock)}
 
     def load_state_dict(self, data: dict) -> None:
         self.best, self.final, self.last_eval = data["best"], data["final"], data["last_eval"]
         self.compute_time, self.eval_time = data["compute_time"], data["eval_time"]
         self.modelled_time, self.wall_offset = data["modelled_time"], data["wall_time"]
+        self.worker_clock = {int(r): t for r, t in data.get("worker_clock", {}).items()}
+        self.measured_clock = data.get("measured_clock", self.measured_clock)
         self.start = time.perf_counter()
 
     def results(self) -> dict:
         """The summary's metrics: best (over all evaluations, as the journal tables) and final (as COMPSAC's)."""
         return {"best": self.best, "final": self.final, "modelled_time": self.modelled_time,
+                "measured_time": max(self.worker_clock.values(), default=None), "measured_clock": self.measured_clock,
                 "wall_time": self.wall_time(), "compute_time": self.compute_time, "eval_time": self.eval_time,
                 **self.extra}
 
     def close(self) -> None:
         self.bar.close()
+
+
+def measured_clock_source(executor: str, sync: str, device: torch.device) -> str | None:
+    """'cpu' for the simulated executor training on one CPU thread: a mini-epoch's CPU seconds are then what a
+    machine of its own would take, and other processes sharing the cores do not inflate them as they do wall
+    seconds. Otherwise 'wall' (several threads, a GPU, or real workers). None under BSP/SSP, whose waits the
+    back-to-back replay does not model."""
+    if sync != "ASP":
+        return None
+    one_thread = device.type == "cpu" and torch.get_num_threads() == 1
+    return "cpu" if executor == "simulated" and one_thread else "wall"
 
 
 def is_finite(value: float | None) -> bool:

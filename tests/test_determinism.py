@@ -1,0 +1,40 @@
+"""Which kernels a CPU run uses, and pinning them so that runs agree across x86 machines (README "Determinism")."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["experiment=smoke", "model.width=8", "dataset.synthetic_train=256", "dataset.synthetic_test=64",
+        "schedule.epochs=1", "optim.lr_milestones=[]", "schedule.cycle_ends=[]", "train.threads=1"]
+
+
+def run(tmp_path: Path, name: str, *overrides: str, env: dict | None = None):
+    out = tmp_path / name
+    proc = subprocess.run([sys.executable, "-m", "dbsl.run", *FAST, *overrides, f"hydra.run.dir={out}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "metrics.csv") as fh:
+        losses = [r["train_loss"] for r in csv.DictReader(fh)]
+    return json.loads((out / "summary.json").read_text()), losses
+
+
+def test_cpu_isa_avx2_equals_the_kernels_pinned_from_outside(tmp_path):
+    # the config option must give exactly what the documented environment variables give when set before start
+    pinned_env = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    outside, outside_losses = run(tmp_path, "outside", env=pinned_env)
+    option, option_losses = run(tmp_path, "option", "train.cpu_isa=avx2")
+    assert outside["environment"]["cpu_capability"] == "AVX2"
+    assert option["environment"]["cpu_capability"] == "AVX2"
+    assert option["environment"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert option_losses == outside_losses  # bit for bit
+    native, _ = run(tmp_path, "native")
+    import torch
+
+    assert native["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert native["environment"]["cpu"] and native["environment"]["threads"] == 1
