@@ -42,7 +42,7 @@ def run_environment(run_dir: str | Path) -> dict:
         config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
         threads = ((config.get("train") or {}).get("threads"))
         if threads is not None and "threads" not in row:
-            row["train.threads"] = "torch's default" if threads == 0 else threads
+            row["train.threads"] = "0 (torch's default)" if threads == 0 else threads
         row["executor"] = (config.get("executor") or {}).get("name", summary.get("executor"))
     except (OSError, yaml.YAMLError, AttributeError):
         pass
@@ -73,6 +73,6 @@ def environment_table(runs: pd.DataFrame) -> Table | None:
     display = data.copy()
     display["git commit"] = display["git commit"].map(lambda c: c[:12] if len(c) == 40 else c)
     notes = ["From each run's summary.json (versions; environment where recorded) and config.yaml (train.threads; "
-             "0 leaves torch's default). The git commit is the code the run came from (the full hash is in the CSV); "
+             "0 leaves torch's default, which OMP_NUM_THREADS sets and older records do not keep). The git commit is the code the run came from (the full hash is in the CSV); "
              "'dirty' working trees are not detected."]
     return Table("environment", "Environment and code of the runs", data, display, notes)

@@ -15,8 +15,8 @@ from .render import Table, markdown
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;
 line-height:1.45}p,li{overflow-wrap:anywhere}code{background:#f3f3f3;padding:0 .2em;border-radius:3px;
 font-size:.9em}.wide{overflow-x:auto;max-width:100%;margin:.5em 0}table{border-collapse:collapse;font-size:.85em}
-th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right;vertical-align:top}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}img{max-width:100%;height:auto}h3{margin-top:1.6em}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top;
+font-variant-numeric:tabular-nums}th{background:#f3f3f3}img{max-width:100%;height:auto}h3{margin-top:1.6em}
 nav ul{columns:2}"""
 
 
