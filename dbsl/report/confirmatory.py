@@ -24,6 +24,7 @@ from .render import Table, num
 
 CONFIDENCE = 0.95
 NAMES = {"dbsl": "DBSL", "cpl": "CPL", "hybrid": "the hybrid"}
+CORRECTION = {"holm": "the Holm correction", "bonferroni": "the Bonferroni correction", "none": "no correction"}
 
 
 @dataclass
@@ -237,7 +238,8 @@ def confirmatory_table(prereg: PreRegistration, judged: List[Judged], point: End
     notes = [f"Endpoint: {point.text}, per seed, against the baseline with the same settings and seed. Superiority: "
              "two-sided paired t-test; non-inferiority: one-sided paired t-test of the change against -margin "
              f"(equivalently, the lower end of the {100 * (1 - 2 * prereg.alpha):.0f} % interval above -margin). "
-             f"Adjusted p: {prereg.correction} over the {sum(c.primary for c in prereg.contrasts)} primary contrasts; "
+             f"Adjusted p: {CORRECTION[prereg.correction]} over the {sum(c.primary for c in prereg.contrasts)} primary "
+             "contrasts; "
              f"a verdict is shown when it is below alpha = {prereg.alpha:g}. Secondary contrasts are uncorrected and "
              "exploratory. Power: at the strictest level the contrast faces (alpha/m for the primary contrasts under "
              "Holm or Bonferroni), with the observed s.d. of the per-seed differences and the seeds that paired."]

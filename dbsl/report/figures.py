@@ -150,7 +150,8 @@ def pareto_front(times: np.ndarray, accs: np.ndarray) -> np.ndarray:
 
 def pareto(runs: pd.DataFrame, part: pd.DataFrame, out: Path, name: str, title: str,
            values: pd.Series | None = None, label: str = "best top-1") -> Figure | None:
-    """The endpoint (best top-1 unless given) against training time, one point per run, with the Pareto front."""
+    """The endpoint (best top-1 unless given) against training time, one point per run, with the Pareto front of
+    the parameter-server runs (the references are shown, not on the front)."""
     members = runs[runs["included"] & runs["group"].isin(part["group"])]
     if members.empty:
         return None
@@ -167,7 +168,7 @@ def pareto(runs: pd.DataFrame, part: pd.DataFrame, out: Path, name: str, title: 
             look = group_style(g)
             handles[look["label"]] = ax.scatter(mine[column], mine["top1"], color=look["color"],
                                                 marker=look["marker"], s=30)
-        valid = members.dropna(subset=[column, "top1"])
+        valid = members[members["num_workers"].fillna(0).astype(int) != 1].dropna(subset=[column, "top1"])
         front = valid.iloc[pareto_front(valid[column].to_numpy(), valid["top1"].to_numpy())]
         handles["Pareto front"], = ax.step(front[column], front["top1"], where="post", color="black", linewidth=1)
         ax.set(xlabel=xlabel, ylabel=f"{label} (%)")
@@ -198,10 +199,12 @@ def _plans(part: pd.DataFrame) -> list[tuple[pd.Series, Plan]]:
 
 
 def _by_scheme(plans: list) -> dict:
-    """Scheme -> its groups' (group, plan), in the report's scheme order, references apart."""
+    """Scheme -> its groups' (group, plan), in the report's scheme order; the references (one process, no
+    asynchronous workers) are left out of the schedule figures."""
     out = {}
     for g, plan in plans:
-        out.setdefault("reference" if _is_reference(g) else g["scheme"], []).append((g, plan))
+        if not _is_reference(g):
+            out.setdefault(g["scheme"], []).append((g, plan))
     return out
 
 
@@ -214,7 +217,7 @@ def schedule(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | N
     fig, axes = plt.subplots(3, len(columns), figsize=(min(11, 2.9 * len(columns) + 1), 6.5), sharex=True,
                              sharey="row", squeeze=False)
     for col, (scheme, members) in enumerate(columns.items()):
-        c = colour(scheme) if scheme != "reference" else SCHEME_COLOURS["reference"]
+        c = colour(scheme)
         first = schedule_frame(members[0][1])
         axes[0, col].step(first["commit"], first["LR"], where="post", color=c)
         axes[1, col].step(first["commit"], first["resolution (px)"], where="post", color=c)
@@ -268,24 +271,24 @@ def realised_schedule(part: pd.DataFrame, out: Path, name: str, title: str,
             for small, marker in ((False, "o"), (True, "s")):
                 mine = data[data["small"].astype(bool) == small]
                 if not mine.empty:
-                    ax.scatter(mine["commit"], mine[y], color=c, marker=marker, s=9,
-                               label="small-batch worker" if small else "large-batch worker")
+                    ax.scatter(mine["commit"], mine[y], color=c, marker=marker, s=9)
             stale = data[data["stale"]]
-            ax.scatter(stale["commit"], stale[y], facecolors="none", edgecolors="black", s=40, linewidths=0.8,
-                       label="stale: the previous phase after a milestone")
+            ax.scatter(stale["commit"], stale[y], facecolors="none", edgecolors="black", s=40, linewidths=0.8)
             ax.grid(alpha=0.3)
-        axes[0, col].set_title(textwrap.fill(f"{g['label']}, seed {_seed(run_dir)}: {int(data['stale'].sum())} of "
-                                             f"{len(data)} commits stale", 34), fontsize=8, color=c)
+        heading = f"{g['scheme']} n_S={int(g['num_small'])}"
+        axes[0, col].set_title(f"{heading}, seed {_seed(run_dir)}\n{int(data['stale'].sum())} of {len(data)} commits "
+                               "stale", fontsize=9, color=c)
         axes[1, col].set_xlabel("commit")
     axes[0, 0].set_yscale("log")
     axes[0, 0].set_ylabel("LR trained at")
     axes[1, 0].set_ylabel("resolution trained at (px)")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
+    grey = "#777777"
+    handles = [plt.Line2D([], [], color="#999999", label="plan"),
+               plt.Line2D([], [], marker="o", linestyle="", color=grey, markersize=4, label="large-batch worker"),
+               plt.Line2D([], [], marker="s", linestyle="", color=grey, markersize=4, label="small-batch worker"),
+               plt.Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="black",
+                          markersize=7, label="stale: the previous phase after a milestone")]
+    labels = [h.get_label() for h in handles]
     fig.suptitle(f"{title}: realised schedule (what each commit's worker trained at) against the plan")
     fig.tight_layout()
     _legend_below(fig, handles, labels, ncol=4)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .claims import clock_name
 from .collect import RunSet
-from .confirmatory import NAMES, Judged, confirmatory_table, judge
+from .confirmatory import CORRECTION, NAMES, Judged, confirmatory_table, judge
 from .endpoint import Endpoint
 from .environment import environment_table
 from .html import Section
@@ -53,7 +53,7 @@ def prereg_section(prereg: PreRegistration, runset: RunSet, groups: pd.DataFrame
                    ) -> tuple[Section, List[Judged]]:
     judged, deviations = judge(prereg, runset, groups, point)
     text = [f"From `{prereg.path}` (its front matter fixes the endpoint, {point.text}; alpha = {prereg.alpha:g}; "
-            f"the {prereg.correction} correction over the primary contrasts; {prereg.seeds} seeds per "
+            f"{CORRECTION[prereg.correction]} over the primary contrasts; {prereg.seeds} seeds per "
             "configuration). Its text as written:"]
     if prereg.body:
         text.append(demote_headings(prereg.body))
