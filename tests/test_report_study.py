@@ -36,6 +36,7 @@ MEASURED = {
     "cpl": {0: 75.0, 1: 77.0, 2: 74.0, 3: 76.0},
     "reference": {0: 30.0, 1: 31.0, 2: 29.0, 3: 30.0},
 }
+SPIKE = ("baseline", 0)
 SECONDS = {(8, False): 0.050, (16, False): 0.130, (8, True): 0.055, (16, True): 0.150}  # per (px, small worker)
 OVERRIDES = {"baseline": ["scheme=baseline"], "dbsl": ["scheme=dbsl"], "hybrid": ["scheme=hybrid"],
              "cpl": ["scheme=cpl"], "reference": ["scheme=baseline", "ps.num_workers=1", "dbsl.num_small=0"]}
@@ -83,11 +84,12 @@ def write_run(run_dir: Path, cfg, scheme: str, seed: int, stale: bool = True) ->
         measured += seconds
         evaluated = c % 8 == 7 or c == plan.total_commits - 1
         top1 = final if c == plan.total_commits - 1 else (final - 0.02 if evaluated else None)
+        loss = (6.0 if SPIKE == (scheme, seed) else 0.5) if c == 7 else 0.4  # a test-loss spike in epoch 2
         rows.append({"commit": c, "epoch": c // plan.num_workers + 1, "worker": worker, "small": int(small),
                      "phase": phase.index, "lr_stage": phase.lr_stage, "resolution": phase.resolution,
                      "dropout": phase.dropout, "lr": phase.lr, "batch_size": plan.batch_size(worker, phase),
                      "samples": plan.steps(worker, phase) * plan.batch_size(worker, phase), "train_loss": 1.0,
-                     "train_acc": 0.5, "test_loss": 0.4 if evaluated else "", "test_top1": "" if top1 is None else top1,
+                     "train_acc": 0.5, "test_loss": loss if evaluated else "", "test_top1": "" if top1 is None else top1,
                      "test_top5": "", "modelled_time": clock, "wall_time": measured * 1.1, "compute_time": measured,
                      "seconds": seconds, "cpu_seconds": seconds * 0.9, "measured_time": measured})
     with open(run_dir / "metrics.csv", "w", newline="") as fh:
@@ -260,6 +262,7 @@ def test_reference_runs_are_the_ceiling_beside_the_ps_baseline(study):
     assert baseline["num_workers"] == 4 and baseline["runs"] == 5
     gap = statistics.mean(FINAL["baseline"][s] - FINAL["reference"][s] for s in FINAL["reference"])
     assert baseline["gap_pp"] == pytest.approx(gap)
+    assert reference["peak_loss_after_epoch1"] == 0.4 and baseline["peak_loss_after_epoch1"] == 6.0
     # the reference is not a scheme's baseline and makes no claim
     claims = table(study, "claims_smoke_synthetic")
     assert sorted(claims["scheme"]) == ["cpl", "dbsl", "hybrid"]
@@ -273,6 +276,8 @@ def test_per_seed_protocol_and_environment_tables(study):
         assert row["final_top1_pct"] == pytest.approx(FINAL[scheme][row["seed"]])
         assert row["endpoint_pct"] == pytest.approx(FINAL[scheme][row["seed"]])
         assert row["measured_time_s"] == pytest.approx(MEASURED[scheme][row["seed"]])
+        peak = 6.0 if (scheme, row["seed"]) == SPIKE else 0.4 if scheme == "reference" else 0.5
+        assert row["peak_loss_after_epoch1"] == pytest.approx(peak)
     protocol = table(study, "protocol_smoke_synthetic").set_index("aspect")
     # one stale commit after every milestone: baseline and DBSL 1 each (an LR milestone), CPL and hybrid 3 each
     ps_runs = {s: len(v) for s, v in FINAL.items() if s != "reference"}
