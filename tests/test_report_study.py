@@ -89,7 +89,8 @@ def write_run(run_dir: Path, cfg, scheme: str, seed: int, stale: bool = True) ->
                      "phase": phase.index, "lr_stage": phase.lr_stage, "resolution": phase.resolution,
                      "dropout": phase.dropout, "lr": phase.lr, "batch_size": plan.batch_size(worker, phase),
                      "samples": plan.steps(worker, phase) * plan.batch_size(worker, phase), "train_loss": 1.0,
-                     "train_acc": 0.5, "test_loss": loss if evaluated else "", "test_top1": "" if top1 is None else top1,
+                     "train_acc": 0.5, "test_loss": loss if evaluated else "",
+                     "test_top1": "" if top1 is None else top1,
                      "test_top5": "", "modelled_time": clock, "wall_time": measured * 1.1, "compute_time": measured,
                      "seconds": seconds, "cpu_seconds": seconds * 0.9, "measured_time": measured})
     with open(run_dir / "metrics.csv", "w", newline="") as fh:

@@ -4,9 +4,9 @@ power statement, and every deviation from the plan the records show.
 
 Superiority: two-sided paired t-test of the endpoint's change; shown when the adjusted p-value is below alpha and the
 change is positive (the opposite when negative). Non-inferiority with margin m: one-sided paired t-test of
-H0 change <= -m; shown when its adjusted p-value is below alpha (uncorrected, that is: the lower end of the (1 - 2 alpha)
-two-sided interval lies above -m). Secondary contrasts get the same statistics, uncorrected and labelled exploratory.
-Formulas: dbsl/report/stats.py.
+H0 change <= -m; shown when its adjusted p-value is below alpha (uncorrected, that is: the lower end of the
+(1 - 2 alpha) two-sided interval lies above -m). Secondary contrasts get the same statistics, uncorrected and labelled
+exploratory. Formulas: dbsl/report/stats.py.
 """
 from __future__ import annotations
 

@@ -73,6 +73,7 @@ def environment_table(runs: pd.DataFrame) -> Table | None:
     display = data.copy()
     display["git commit"] = display["git commit"].map(lambda c: c[:12] if len(c) == 40 else c)
     notes = ["From each run's summary.json (versions; environment where recorded) and config.yaml (train.threads; "
-             "0 leaves torch's default, which OMP_NUM_THREADS sets and older records do not keep). The git commit is the code the run came from (the full hash is in the CSV); "
+             "0 leaves torch's default, which OMP_NUM_THREADS sets and older records do not keep). The git commit "
+             "is the code the run came from (the full hash is in the CSV); "
              "'dirty' working trees are not detected."]
     return Table("environment", "Environment and code of the runs", data, display, notes)

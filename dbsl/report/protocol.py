@@ -33,7 +33,8 @@ def realised(run_dir: str | Path, plan: Plan) -> pd.DataFrame:
     m = m.dropna(subset=["commit", "phase"]).sort_values("commit")
     planned = [plan.phase_at(int(c)) for c in m["commit"]]
     return m.assign(planned_phase=[p.index for p in planned], planned_resolution=[p.resolution for p in planned],
-                    planned_lr_stage=[p.lr_stage for p in planned], planned_lr=[plan.lr_at(int(c)) for c in m["commit"]],
+                    planned_lr_stage=[p.lr_stage for p in planned],
+                    planned_lr=[plan.lr_at(int(c)) for c in m["commit"]],
                     stale=m["phase"].astype(int).to_numpy() != np.array([p.index for p in planned]))
 
 

@@ -4,8 +4,8 @@ Runs with the same seed share the initial model and the data subset, so a scheme
 seed: d_i = ours_i - base_i for the n seeds both completed.
 
 * Interval and test of a change (superiority, two-sided): Student's one-sample t on the d_i,
-  t = mean(d) / (s_d / sqrt(n)), n - 1 degrees of freedom; the (1 - alpha) interval is mean(d) +- t_{1-alpha/2} s_d/sqrt(n)
-  (scipy.stats.ttest_1samp).
+  t = mean(d) / (s_d / sqrt(n)), n - 1 degrees of freedom; the (1 - alpha) interval is
+  mean(d) +- t_{1-alpha/2} s_d / sqrt(n) (scipy.stats.ttest_1samp).
 * Non-inferiority with margin m: H0 mean(d) <= -m against mean(d) > -m, one-sided at alpha, i.e. the lower end of the
   (1 - 2 alpha) two-sided interval lies above -m.
 * Multiplicity over the primary contrasts (p_1..p_m): Bonferroni p'_i = min(1, m p_i); Holm (1979), step-down: with the
