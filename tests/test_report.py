@@ -249,12 +249,14 @@ def test_pages_link_tables_and_figures(built):
     assert not (out / "stale").exists()
     readme, page = (out / "README.md").read_text(), (out / "index.html").read_text()
     figures = sorted(p.relative_to(out).as_posix() for p in (out / "figures").glob("*.png"))
-    assert {f"figures/{n}_smoke_synthetic.png" for n in ("curves", "pareto", "schedule", "claims")} <= set(figures)
+    assert {f"figures/{n}_smoke_synthetic.png" for n in ("curves", "pareto", "schedule", "realised_schedule",
+                                                          "claims")} <= set(figures)
     for figure in figures:
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"]({figure})" in readme and f"src='{figure}'" in page
-    for name in ("accuracy_time_smoke_synthetic", "paper_table8", "params_paper_table6_imagenet", "runs"):
-        assert f"(tables/{name}.csv)" in readme and f"href='tables/{name}.csv'" in page
+        assert f"]({figure})" in readme and f'src="{figure}"' in page
+    for name in ("accuracy_time_smoke_synthetic", "paper_table8", "params_paper_table6_imagenet", "runs",
+                 "per_seed", "protocol_smoke_synthetic", "environment"):
+        assert f"(tables/{name}.csv)" in readme and f'href="tables/{name}.csv"' in page
         assert "\\begin{tabular}" in (out / "tables" / f"{name}.tex").read_text()
     assert "| scheme | n_S | k | f |" in readme and page.count("<table>") == readme.count("\n|---")
 

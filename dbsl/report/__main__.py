@@ -1,4 +1,4 @@
-"""python -m dbsl.report [RESULTS_DIR ...] [--out reports/NAME] [--no-figures] [--notes FILE.md]"""
+"""python -m dbsl.report [RESULTS_DIR ...] [--out reports/NAME] [--no-figures] [--notes FILE.md] [--prereg FILE.md]"""
 from __future__ import annotations
 
 import argparse
@@ -19,9 +19,12 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--no-figures", action="store_true", help="tables only (faster)")
     parser.add_argument("--notes", metavar="FILE.md", help="your reading of the results (Markdown), shown after the "
                         "paper's claims")
+    parser.add_argument("--prereg", metavar="FILE.md", help="the study's pre-registration (Markdown with YAML front "
+                        "matter: endpoint, alpha, correction, seeds, primary contrasts): judged and shown at the top")
     args = parser.parse_args(argv)
     try:
-        report = build_report(args.roots, args.out, figures=not args.no_figures, notes=args.notes)
+        report = build_report(args.roots, args.out, figures=not args.no_figures, notes=args.notes,
+                              prereg=args.prereg)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -9,13 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Sequence
 
-from .claims import claims_tables
+import pandas as pd
+
+from . import study
+from .claims import claim_rows, claims_tables, seed_deltas
 from .collect import ReportError, RunSet, csv_files_with, group_runs, load_runs
+from .endpoint import endpoint
 from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
                        validation_table)
 from .html import Section, index_html, readme
 from .paper import paper_tables
 from .params import paper_parameter_tables
+from .prereg import read_prereg
 from .tables import accuracy_tables, run_parameter_tables, runs_table, slug
 
 
@@ -29,11 +34,13 @@ class Report:
 
 
 def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = True,
-                 notes: Path | str | None = None) -> Report:
+                 notes: Path | str | None = None, prereg: Path | str | None = None) -> Report:
     """``notes``: a Markdown file of the author's reading of the results, shown after the claims (paragraphs
-    separated by blank lines)."""
+    separated by blank lines). ``prereg``: the study's pre-registration (Markdown with YAML front matter, see
+    dbsl/report/prereg.py): its contrasts are judged on its endpoint, and the answers head the report."""
     out = Path(out)
     notes_text = read_notes(notes)
+    plan = read_prereg(prereg) if prereg is not None else None
     runset = load_runs(roots)  # ReportError when there is nothing to report
     groups = group_runs(runset)
     excluded = runset.runs[~runset.runs["included"]]
@@ -42,7 +49,7 @@ def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = T
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         report = Report(out, runset, problems=problems)
-        sections = _sections(report, groups, roots, work, figures, notes, notes_text)
+        sections = _sections(report, groups, roots, work, figures, notes, notes_text, plan)
         for table in report.tables:
             table.write(work / "tables")
         title = "dbsl report"
@@ -77,32 +84,44 @@ def read_notes(notes: Path | str | None) -> List[str]:
     return [p.strip() for p in text.split("\n\n") if p.strip()]
 
 
-def rebuild_command(roots, out: Path, figures: bool = True, notes: Path | str | None = None) -> str:
+def rebuild_command(roots, out: Path, figures: bool = True, notes: Path | str | None = None,
+                    prereg: Path | str | None = None) -> str:
     """The command that rebuilds this report from the same records (paths as they were given)."""
     flags = ([] if figures else ["--no-figures"]) + ([] if notes is None else ["--notes", str(notes)])
+    flags += [] if prereg is None else ["--prereg", str(prereg)]
     return " ".join(["python -m dbsl.report", *map(str, roots), "--out", str(out), *flags])
 
 
-def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, notes_text) -> List[Section]:
+def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, notes_text,
+              prereg=None) -> List[Section]:
     from . import figures as fig
 
     runs = report.runset.runs
     counts = runs["status"].value_counts()
+    point = endpoint(report.runset, prereg.endpoint if prereg else "best_top1")
     overview = Section("Overview", [
         f"Generated {dt.datetime.now().isoformat(timespec='seconds')} from {', '.join(map(str, roots))}. "
-        f"Rebuild it with `{rebuild_command(roots, report.out, figures, notes)}`.",
+        f"Rebuild it with `{rebuild_command(roots, report.out, figures, notes, prereg and prereg.path)}`.",
         f"{len(runs)} run records: {counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed, "
         f"{counts.get('running', 0)} incomplete, {counts.get('malformed', 0)} malformed; "
         f"{int(runs['included'].sum())} completed runs in {len(groups)} groups (runs that differ only by seed) "
         "make the numbers. Failed, incomplete and malformed records are listed under Runs and left out."])
     sections = [overview]
-    claims = claims_tables(report.runset, groups) if not groups.empty else []
+    if prereg is not None:
+        registered, judged = study.prereg_section(prereg, report.runset, groups, point)
+        rows = claim_rows(report.runset, groups, point) if not groups.empty else pd.DataFrame()
+        sections = [study.answers_section(judged, rows), overview, registered]
+    claims = claims_tables(report.runset, groups, point) if not groups.empty else []
     if claims:
-        section = Section("The paper's claims against these runs", tables=claims)
+        section = Section("The paper's claims against these runs", [study.EXPLORATORY] if prereg else [], claims)
         if figures:
-            made = [fig.claims(t.data, work, t.name, t.data["experiment"].iloc[0]) for t in claims]
+            per_seed = seed_deltas(report.runset, groups, point)
+            made = [fig.claims(t.data, per_seed, work, t.name, t.data["experiment"].iloc[0], point.key, point.label)
+                    for t in claims]
             section.figures = [f for f in made if f is not None]
         sections.append(section)
+    reference = study.reference_section(report.runset, groups, point) if not groups.empty else None
+    sections += [reference] if reference else []
     if notes_text:
         sections.append(Section("Reading the results", notes_text))
     for table in accuracy_tables(groups) if not groups.empty else []:
@@ -111,12 +130,17 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
         section = Section(f"Experiment {experiment}", tables=[table])
         if figures:
             stem = slug(experiment)
+            prefer = {c.scheme: c.num_small for c in prereg.primary} if prereg else None
             made = [fig.curves(part, work, f"curves_{stem}", experiment),
-                    fig.pareto(runs, part, work, f"pareto_{stem}", experiment),
-                    fig.schedule(part, work, f"schedule_{stem}", experiment)]
+                    fig.pareto(runs, part, work, f"pareto_{stem}", experiment, point.values, point.label),
+                    fig.schedule(part, work, f"schedule_{stem}", experiment),
+                    fig.realised_schedule(part, work, f"realised_schedule_{stem}", experiment, prefer)]
             section.figures = [f for f in made if f is not None]
         sections.append(section)
     if not groups.empty:
+        sections.append(study.results_section(report.runset, groups, point if prereg else None))
+        protocol = study.protocol_section(report.runset, groups, prereg)
+        sections += [protocol] if protocol else []
         sections.append(Section("Training parameters of the runs (Table 2/6 layout)",
                                 tables=run_parameter_tables(report.runset, groups, report.problems)))
     measured, unread = load_measurements(csv_files_with(roots, BATCH_TIME_COLUMNS), BATCH_TIME_COLUMNS)
@@ -129,6 +153,8 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
         timing.figures = fig.time_model(measured, work)
     if timing.tables or timing.figures:
         sections.append(timing)
+    environment = study.environment_section(report.runset)
+    sections += [environment] if environment else []
     sections.append(Section("The paper's numbers beside ours", [
         "Published values from dbsl/report/paper_results.csv (paper Tables 3, 5, 8, 10)."],
         tables=paper_tables(groups)))

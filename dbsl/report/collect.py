@@ -32,6 +32,7 @@ METRICS = {
     "final_loss": ("final", "test_loss", 1.0),
     "modelled_time_s": (None, "modelled_time", 1.0),
     "wall_time_s": (None, "wall_time", 1.0),
+    "measured_time_s": (None, "measured_time", 1.0),  # the measured clock (newer records only; NaN before)
 }
 REQUIRED = ("scheme", "dataset", "num_small", "best", "final", "modelled_time", "wall_time")
 
@@ -126,7 +127,8 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
                sync=summary.get("sync"), num_workers=summary.get("num_workers"), hardware=summary.get("hardware"),
                executor=summary.get("executor"), seed=summary.get("seed"), total_commits=summary.get("total_commits"),
                dataset_size=(summary.get("plan") or {}).get("dataset_size"),
-               commits_recorded=_commits_recorded(run_dir), best_commit=(summary.get("best") or {}).get("commit"))
+               commits_recorded=_commits_recorded(run_dir), best_commit=(summary.get("best") or {}).get("commit"),
+               measured_clock=summary.get("measured_clock"))
     if status == "failed":
         row["note"] = f"failed: {summary.get('error', 'no error recorded')}"
         return row, config
@@ -145,7 +147,7 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
         row.update(status="malformed", note=f"completed, but summary.json lacks {', '.join(lacking)}")
         return row, None
     for column, (sec, key, scale) in METRICS.items():
-        value = (summary[sec] if sec else summary)[key]
+        value = (summary[sec] if sec else summary).get(key)
         row[column] = float(value) * scale if isinstance(value, (int, float)) else math.nan
     row["included"] = True
     return row, config
@@ -240,7 +242,7 @@ def _compare_to_baseline(groups: pd.DataFrame) -> None:
         baseline_of[setup] = ranked.index[0]
     groups["baseline_group"] = groups["setup"].map(baseline_of)
     for column, kind in (("best_top1_pct", "pp"), ("final_top1_pct", "pp"), ("modelled_time_s", "pct"),
-                         ("wall_time_s", "pct")):
+                         ("wall_time_s", "pct"), ("measured_time_s", "pct")):
         base = groups["baseline_group"].map(groups[f"{column}_mean"])
         mean = groups[f"{column}_mean"]
         name = column.removesuffix("_pct").removesuffix("_s")

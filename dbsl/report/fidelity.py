@@ -1,5 +1,5 @@
 """How well the time model predicts (the paper's Table 4 layout): measured mini-epoch times of the runs against the
-plan's Eq. 2 prediction, and calibration measurements against their linear fit."""
+plan's Eq. 2 prediction (the modelled seconds), and calibration measurements against their linear fit."""
 from __future__ import annotations
 
 import json
@@ -15,15 +15,20 @@ from .render import Table, mean_std, num, significant
 
 
 def mini_epoch_times(run_dir: str | Path) -> pd.DataFrame:
-    """Per commit: resolution, small or large worker, B, samples, measured seconds (the step of the cumulative
-    compute_time) and the plan's predicted seconds for that worker's mini-epoch."""
+    """Per commit: resolution, small or large worker, B, samples, measured seconds (metrics.csv ``seconds``; in older
+    records the step of the cumulative compute_time), measured CPU seconds (``cpu_seconds``, newer records) and the
+    plan's predicted seconds for that worker's mini-epoch."""
     metrics = metric_frame(run_dir)
     needed = {"commit", "compute_time", "phase", "small", "resolution", "batch_size", "samples"}
     if metrics.empty or not needed <= set(metrics.columns):
         return pd.DataFrame()
     metrics = metrics.dropna(subset=list(needed)).sort_values("commit")
-    measured = metrics["compute_time"].diff()
-    measured.iloc[0] = metrics["compute_time"].iloc[0]
+    if "seconds" in metrics and metrics["seconds"].notna().all():
+        measured = metrics["seconds"]
+    else:
+        measured = metrics["compute_time"].diff()
+        measured.iloc[0] = metrics["compute_time"].iloc[0]
+    cpu = metrics["cpu_seconds"] if "cpu_seconds" in metrics else pd.Series(np.nan, index=metrics.index)
     try:
         phases = {p["index"]: p for p in json.loads((Path(run_dir) / "plan.json").read_text())["phases"]}
         predicted = [phases[int(ph)]["time_small" if small else "time_large"] if int(ph) in phases else np.nan
@@ -32,7 +37,7 @@ def mini_epoch_times(run_dir: str | Path) -> pd.DataFrame:
         return pd.DataFrame()
     return pd.DataFrame({"resolution": metrics["resolution"].astype(int), "small": metrics["small"].astype(bool),
                          "batch_size": metrics["batch_size"].astype(int), "samples": metrics["samples"].astype(int),
-                         "measured_s": measured.to_numpy(), "predicted_s": predicted})
+                         "measured_s": measured.to_numpy(), "cpu_s": cpu.to_numpy(), "predicted_s": predicted})
 
 
 def fidelity_table(groups: pd.DataFrame) -> Table | None:
@@ -51,6 +56,11 @@ def fidelity_table(groups: pd.DataFrame) -> Table | None:
         columns={"mean": "measured_s_mean", "std": "measured_s_std", "count": "mini_epochs"})
     data["predicted_s"] = grouped["predicted_s"].first()
     data["error_pct"] = (data["predicted_s"] / data["measured_s_mean"] - 1.0) * 100.0
+    cpu = grouped["cpu_s"].agg(["mean", "std"])
+    has_cpu = cpu["mean"].notna().any()
+    if has_cpu:
+        data["cpu_s_mean"], data["cpu_s_std"] = cpu["mean"], cpu["std"]
+        data["cpu_error_pct"] = (data["predicted_s"] / data["cpu_s_mean"] - 1.0) * 100.0
     data = data.reset_index()
     display = pd.DataFrame({
         "experiment": data["experiment"], "hardware": data["hardware"], "res": data["resolution"],
@@ -60,11 +70,18 @@ def fidelity_table(groups: pd.DataFrame) -> Table | None:
         "predicted (s)": data["predicted_s"].map(lambda v: num(v, significant(v))),
         "error (%)": data["error_pct"].map(lambda v: num(v, 1, signed=True)),
     })
-    notes = ["Measured: the training seconds of each mini-epoch (steps of the cumulative compute_time in "
-             "metrics.csv); predicted: the plan's Eq. 2 time for that worker (t(B) x steps). The error is "
-             "predicted/measured - 1; a large one means the hardware profile does not describe the machine and model "
-             "that ran (calibrate it with python -m dbsl.calibrate)."]
-    return Table("time_model_fidelity", "Time-model fidelity: mini-epoch time, measured vs predicted (Table 4 layout)",
+    display = display.rename(columns={"predicted (s)": "modelled (s)"})
+    if has_cpu:
+        display.insert(display.columns.get_loc("modelled (s)"), "measured CPU (s)",
+                       [mean_std(m, s, None) for m, s in zip(data["cpu_s_mean"], data["cpu_s_std"])])
+        display["error vs CPU (%)"] = data["cpu_error_pct"].map(lambda v: num(v, 1, signed=True))
+    notes = ["Measured: the wall seconds each mini-epoch trained (metrics.csv `seconds`; in older records the step "
+             "of the cumulative compute_time), mean ± s.d. over the mini-epochs of all runs" +
+             (", and its process CPU seconds (`cpu_seconds`)" if has_cpu else "") + "; modelled: the plan's Eq. 2 "
+             "time for that worker (t(B) × steps). The error is modelled/measured - 1; a large one means the "
+             "hardware profile does not describe the machine and model that ran under the sweep's conditions "
+             "(threads per run, runs in parallel): calibrate it with `python -m dbsl.calibrate` under them."]
+    return Table("time_model_fidelity", "Time-model fidelity: mini-epoch time, measured vs modelled (Table 4 layout)",
                  data, display, notes)
 
 
@@ -141,5 +158,5 @@ def calibration_table(measured: pd.DataFrame) -> Table | None:
     })
     notes = ["A negative b or a poor R² means the line of Eq. 2 does not fit: use a measured-table time model "
              "(hardware.kind=table)."]
-    return Table("time_model_calibration", "Time-model fit to calibration measurements (t(B) = a*B + b)",
+    return Table("time_model_calibration", "Time-model fit to calibration measurements (t(B) = a·B + b)",
                  data, display, notes)

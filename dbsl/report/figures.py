@@ -1,5 +1,6 @@
-"""Figures (seaborn, PNG): test accuracy and loss against training time (paper Figs. 11-12), accuracy against time
-with the Pareto front, the schedule (LR, resolution, batch size) over commits, and the time model's fit."""
+"""Figures (matplotlib/seaborn, PNG): test accuracy and loss against training time (paper Figs. 11-12), accuracy
+against time with the Pareto front, the planned schedule (LR, resolution, batch size) over commits and the realised
+one, the claims' forest plot, and the time model's fit. One colour per scheme in every figure (SCHEME_COLOURS)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import List
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -19,8 +21,36 @@ import seaborn as sns  # noqa: E402
 from ..plan import Plan  # noqa: E402
 from ..timemodel import fit_linear  # noqa: E402
 from .collect import metric_frame  # noqa: E402
+from .protocol import realised  # noqa: E402
 
-TIME_AXES = (("modelled_time", "modelled time (s)"), ("wall_time", "wall clock (s)"))
+# One colour per scheme, the same in every figure (the reference: one process, ps.num_workers=1); n_S by line style
+SCHEME_COLOURS = {"baseline": "#333333", "dbsl": "#1f77b4", "cpl": "#2ca02c", "hybrid": "#d62728",
+                  "reference": "#9467bd"}
+N_S_STYLES = {0: ("-", "o"), 1: (":", "v"), 2: ("-", "o"), 3: ("--", "s"), 4: ("-.", "D")}
+PAPER_MARKER = dict(marker="D", facecolors="none", edgecolors="black", s=40)
+
+
+def colour(scheme: str, num_workers=None) -> str:
+    """The colour of a scheme (of the reference when the run is one process)."""
+    if num_workers is not None and not pd.isna(num_workers) and int(num_workers) == 1:
+        return SCHEME_COLOURS["reference"]
+    return SCHEME_COLOURS.get(scheme, "#7f7f7f")
+
+
+def style(num_small) -> tuple[str, str]:
+    """(line style, marker) of an n_S."""
+    return N_S_STYLES.get(int(num_small), ("-", "o"))
+
+
+def group_style(g) -> dict:
+    line, marker = style(g["num_small"])
+    label = g["label"] if not _is_reference(g) else f"reference, 1 process ({g['label']})"
+    return {"color": colour(g["scheme"], g.get("num_workers")), "linestyle": line, "marker": marker, "label": label}
+
+
+def _is_reference(g) -> bool:
+    n = g.get("num_workers")
+    return n is not None and not pd.isna(n) and int(n) == 1
 
 
 @dataclass
@@ -37,16 +67,23 @@ def _save(fig, out: Path, name: str) -> str:
     return f"figures/{name}.png"
 
 
-def _legend_outside(fig, ax) -> None:
-    """One legend for the figure, below the panels, with long group labels wrapped."""
-    handles, labels = ax.get_legend_handles_labels()
+def _legend_below(fig, handles, labels, ncol: int | None = None) -> None:
+    """One legend for the figure, below the panels, with long labels wrapped."""
     for a in fig.axes:
         if a.get_legend():
             a.get_legend().remove()
     if handles:
-        labels = [textwrap.fill(label, 70) for label in labels]
+        labels = [textwrap.fill(label, 60) for label in labels]
+        ncol = ncol or (1 if max(len(label) for label in labels) > 60 else min(4, len(labels)))
         fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=8,
-                   ncol=1 if max(len(label) for label in labels) > 40 else min(3, len(labels)))
+                   ncol=ncol)
+
+
+def time_axes(evals: pd.DataFrame) -> list[tuple[str, str]]:
+    """The clocks to plot against: modelled, and measured where the records have it (else the wall clock)."""
+    if "measured_time" in evals and evals["measured_time"].notna().all():
+        return [("modelled_time", "modelled time (s)"), ("measured_time", "measured time (s)")]
+    return [("modelled_time", "modelled time (s)"), ("wall_time", "wall clock (s)")]
 
 
 def evaluations(part: pd.DataFrame) -> pd.DataFrame:
@@ -57,25 +94,47 @@ def evaluations(part: pd.DataFrame) -> pd.DataFrame:
             m = metric_frame(run_dir)
             if not m.empty and {"test_top1", "test_loss", "modelled_time", "wall_time"} <= set(m.columns):
                 m = m.dropna(subset=["test_top1"])
-                frames.append(m.assign(label=g["label"], run=run_dir, test_top1_pct=m["test_top1"] * 100.0))
+                frames.append(m.assign(group=g["group"], label=g["label"], run=run_dir,
+                                       test_top1_pct=m["test_top1"] * 100.0))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def curves(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | None:
-    """Test top-1 and loss against modelled and wall-clock time, one line per run, coloured by group."""
+    """Test top-1 and loss (log axis) against training time: per group the mean over seeds at each evaluated commit
+    and a band of ± one s.d., coloured by scheme."""
     evals = evaluations(part)
     if evals.empty:
         return None
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey="row")
-    for col, (x, xlabel) in enumerate(TIME_AXES):
-        for row, (y, ylabel) in enumerate((("test_top1_pct", "test top-1 (%)"), ("test_loss", "test loss"))):
-            ax = axes[row, col]
-            sns.lineplot(data=evals, x=x, y=y, hue="label", units="run", estimator=None, ax=ax, marker="o",
-                         markersize=3, linewidth=1)
-            ax.set(xlabel=xlabel, ylabel=ylabel)
+    axes_x = time_axes(evals)
+    fig, axes = plt.subplots(2, len(axes_x), figsize=(11, 7.5), sharey="row", squeeze=False)
+    handles = {}
+    for _, g in part.iterrows():
+        mine = evals[evals["group"] == g["group"]]
+        if mine.empty:
+            continue
+        look = group_style(g)
+        by_commit = mine.groupby("commit")
+        for col, (x, xlabel) in enumerate(axes_x):
+            xs = by_commit[x].mean()
+            for row, (y, ylabel) in enumerate((("test_top1_pct", "test top-1 (%)"), ("test_loss", "test loss"))):
+                ax = axes[row, col]
+                mean, sd = by_commit[y].mean(), by_commit[y].std().fillna(0.0)
+                line, = ax.plot(xs, mean, color=look["color"], linestyle=look["linestyle"], marker=look["marker"],
+                                markersize=3, linewidth=1.2)
+                low = (mean - sd).clip(lower=mean.min() * 0.5) if y == "test_loss" else mean - sd
+                ax.fill_between(xs, low, mean + sd, color=look["color"], alpha=0.15, linewidth=0)
+                ax.set(xlabel=xlabel, ylabel=ylabel)
+                handles.setdefault(look["label"], line)
+    for ax in axes[1]:
+        ax.set_yscale("log")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
     fig.suptitle(title)
-    _legend_outside(fig, axes[0, 0])
-    return Figure(_save(fig, out, name), f"{title}: test top-1 and loss against training time (paper Figs. 11-12)")
+    fig.tight_layout()
+    _legend_below(fig, list(handles.values()), list(handles.keys()))
+    return Figure(_save(fig, out, name), f"{title}: test top-1 and loss (log scale) against training time, mean over "
+                                         "seeds with a band of ± one s.d., one colour per scheme, line style by n_S "
+                                         "(paper Figs. 11-12)")
 
 
 def pareto_front(times: np.ndarray, accs: np.ndarray) -> np.ndarray:
@@ -89,23 +148,35 @@ def pareto_front(times: np.ndarray, accs: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def pareto(runs: pd.DataFrame, part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | None:
-    """Best top-1 against training time, one point per run, with the Pareto front."""
-    members = runs[runs["included"] & runs["group"].isin(part["group"])].merge(
-        part[["group", "label"]], on="group")
+def pareto(runs: pd.DataFrame, part: pd.DataFrame, out: Path, name: str, title: str,
+           values: pd.Series | None = None, label: str = "best top-1") -> Figure | None:
+    """The endpoint (best top-1 unless given) against training time, one point per run, with the Pareto front of
+    the parameter-server runs (the references are shown, not on the front)."""
+    members = runs[runs["included"] & runs["group"].isin(part["group"])]
     if members.empty:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, (x, xlabel) in zip(axes, TIME_AXES):
-        column = f"{x}_s"
-        sns.scatterplot(data=members, x=column, y="best_top1_pct", hue="label", ax=ax, s=50)
-        valid = members.dropna(subset=[column, "best_top1_pct"])
-        front = valid.iloc[pareto_front(valid[column].to_numpy(), valid["best_top1_pct"].to_numpy())]
-        ax.step(front[column], front["best_top1_pct"], where="post", color="black", linewidth=1, label="Pareto front")
-        ax.set(xlabel=xlabel, ylabel="best test top-1 (%)")
+    members = members.assign(top1=(values.reindex(members["run_dir"]).to_numpy() if values is not None
+                                   else members["best_top1_pct"]))
+    clocks = [("modelled_time_s", "modelled time (s)")]
+    clocks.append(("measured_time_s", "measured time (s)") if members.get("measured_time_s", pd.Series(
+        dtype=float)).notna().all() else ("wall_time_s", "wall clock (s)"))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    handles = {}
+    for ax, (column, xlabel) in zip(axes, clocks):
+        for _, g in part.iterrows():
+            mine = members[members["group"] == g["group"]]
+            look = group_style(g)
+            handles[look["label"]] = ax.scatter(mine[column], mine["top1"], color=look["color"],
+                                                marker=look["marker"], s=30)
+        valid = members[members["num_workers"].fillna(0).astype(int) != 1].dropna(subset=[column, "top1"])
+        front = valid.iloc[pareto_front(valid[column].to_numpy(), valid["top1"].to_numpy())]
+        handles["Pareto front"], = ax.step(front[column], front["top1"], where="post", color="black", linewidth=1)
+        ax.set(xlabel=xlabel, ylabel=f"{label} (%)")
+        ax.grid(alpha=0.3)
     fig.suptitle(title)
-    _legend_outside(fig, axes[0])
-    return Figure(_save(fig, out, name), f"{title}: best top-1 against training time per run, with the Pareto front")
+    fig.tight_layout()
+    _legend_below(fig, list(handles.values()), list(handles.keys()))
+    return Figure(_save(fig, out, name), f"{title}: {label} against training time per run, with the Pareto front")
 
 
 def schedule_frame(plan: Plan) -> pd.DataFrame:
@@ -117,36 +188,121 @@ def schedule_frame(plan: Plan) -> pd.DataFrame:
                          "B_S": [p.batch_small if plan.num_small else np.nan for p in phases]})
 
 
-def schedule(part: pd.DataFrame, out: Path, name: str, title: str, most: int = 8) -> Figure | None:
-    """LR, resolution and batch sizes (B_L solid, B_S dashed) over commits: one column per group (its plan.json),
-    for at most ``most`` groups."""
+def _plans(part: pd.DataFrame) -> list[tuple[pd.Series, Plan]]:
     plans = []
     for _, g in part.iterrows():
         try:
-            plans.append((g["label"], Plan.from_dict(json.loads((Path(g["run_dirs"][0]) / "plan.json").read_text()))))
+            plans.append((g, Plan.from_dict(json.loads((Path(g["run_dirs"][0]) / "plan.json").read_text()))))
         except (OSError, ValueError, TypeError, KeyError):
             continue
-    if not plans:
+    return plans
+
+
+def _by_scheme(plans: list) -> dict:
+    """Scheme -> its groups' (group, plan), in the report's scheme order; the references (one process, no
+    asynchronous workers) are left out of the schedule figures."""
+    out = {}
+    for g, plan in plans:
+        if not _is_reference(g):
+            out.setdefault(g["scheme"], []).append((g, plan))
+    return out
+
+
+def schedule(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | None:
+    """The planned schedule over commits, one column per scheme: LR, resolution, and the batch sizes (B_L solid,
+    B_S of each n_S in its line style)."""
+    columns = _by_scheme(_plans(part))
+    if not columns:
         return None
-    plans = plans[:most]
-    fig, axes = plt.subplots(3, len(plans), figsize=(3.2 * len(plans) + 1, 7), sharex="col", sharey="row",
-                             squeeze=False)
-    for col, (label, plan) in enumerate(plans):
-        data = schedule_frame(plan)
-        axes[0, col].step(data["commit"], data["LR"], where="post")
-        axes[1, col].step(data["commit"], data["resolution (px)"], where="post")
-        axes[2, col].step(data["commit"], data["B_L"], where="post", label="B_L")
-        if plan.num_small:
-            axes[2, col].step(data["commit"], data["B_S"], where="post", linestyle="--", label="B_S")
-        axes[0, col].set_title(textwrap.fill(label, 40), fontsize=8)
+    fig, axes = plt.subplots(3, len(columns), figsize=(min(11, 2.9 * len(columns) + 1), 6.5), sharex=True,
+                             sharey="row", squeeze=False)
+    for col, (scheme, members) in enumerate(columns.items()):
+        c = colour(scheme)
+        first = schedule_frame(members[0][1])
+        axes[0, col].step(first["commit"], first["LR"], where="post", color=c)
+        axes[1, col].step(first["commit"], first["resolution (px)"], where="post", color=c)
+        axes[2, col].step(first["commit"], first["B_L"], where="post", color=c, label="B_L")
+        for g, plan in members:
+            if plan.num_small:
+                line, _ = style(plan.num_small)
+                data = schedule_frame(plan)
+                axes[2, col].step(data["commit"], data["B_S"], where="post", color=c, linestyle=line,
+                                  linewidth=1, label=f"B_S, n_S={plan.num_small}")
+        axes[0, col].set_title(scheme, fontsize=10, color=c)
         axes[2, col].set_xlabel("commit")
-        axes[2, col].legend(fontsize=8)
+        axes[2, col].legend(fontsize=7)
     for row, ylabel in enumerate(("LR", "resolution (px)", "batch size")):
         axes[row, 0].set_ylabel(ylabel)
     axes[0, 0].set_yscale("log")
-    fig.suptitle(title)
+    axes[2, 0].set_yscale("log")
+    axes[2, 0].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes[2, 0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{title}: planned schedule")
     fig.tight_layout()
-    return Figure(_save(fig, out, name), f"{title}: the schedule over commits (LR, resolution, B_L and B_S)")
+    return Figure(_save(fig, out, name), f"{title}: the planned schedule over commits, one column per scheme (LR, "
+                                         "resolution, B_L and each n_S's B_S)")
+
+
+def realised_schedule(part: pd.DataFrame, out: Path, name: str, title: str,
+                      prefer: dict | None = None) -> Figure | None:
+    """Per scheme (one column; the group of n_S ``prefer[scheme]`` where given, its lowest seed): the LR and
+    resolution each commit's worker trained at (markers: large or small worker) over the plan's step line, stale
+    commits (trained at the previous phase's settings after a milestone) ringed in black."""
+    columns = {}
+    for scheme, members in _by_scheme(_plans(part)).items():
+        want = (prefer or {}).get(scheme)
+        members = sorted(members, key=lambda gp: (gp[0]["num_small"] != want, gp[0]["num_small"]))
+        g, plan = members[0]
+        runs = sorted(g["run_dirs"])
+        data = realised(runs[0], plan)
+        if not data.empty:
+            columns[scheme] = (g, plan, data, runs[0])
+    if not columns:
+        return None
+    fig, axes = plt.subplots(2, len(columns), figsize=(min(11, 2.9 * len(columns) + 1), 5.2), sharex=True,
+                             sharey="row", squeeze=False)
+    for col, (scheme, (g, plan, data, run_dir)) in enumerate(columns.items()):
+        c = colour(g["scheme"], g.get("num_workers"))
+        for row, (y, planned) in enumerate((("lr", "planned_lr"), ("resolution", "planned_resolution"))):
+            ax = axes[row, col]
+            ax.step(data["commit"], data[planned], where="post", color="#999999", linewidth=1, label="plan")
+            for small, marker in ((False, "o"), (True, "s")):
+                mine = data[data["small"].astype(bool) == small]
+                if not mine.empty:
+                    ax.scatter(mine["commit"], mine[y], color=c, marker=marker, s=9)
+            stale = data[data["stale"]]
+            ax.scatter(stale["commit"], stale[y], facecolors="none", edgecolors="black", s=40, linewidths=0.8)
+            ax.grid(alpha=0.3)
+        heading = f"{g['scheme']} n_S={int(g['num_small'])}"
+        axes[0, col].set_title(f"{heading}, seed {_seed(run_dir)}\n{int(data['stale'].sum())} of {len(data)} commits "
+                               "stale", fontsize=9, color=c)
+        axes[1, col].set_xlabel("commit")
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_ylabel("LR trained at")
+    axes[1, 0].set_ylabel("resolution trained at (px)")
+    grey = "#777777"
+    handles = [plt.Line2D([], [], color="#999999", label="plan"),
+               plt.Line2D([], [], marker="o", linestyle="", color=grey, markersize=4, label="large-batch worker"),
+               plt.Line2D([], [], marker="s", linestyle="", color=grey, markersize=4, label="small-batch worker"),
+               plt.Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="black",
+                          markersize=7, label="stale: the previous phase after a milestone")]
+    labels = [h.get_label() for h in handles]
+    fig.suptitle(f"{title}: realised schedule (what each commit's worker trained at) against the plan")
+    fig.tight_layout()
+    _legend_below(fig, handles, labels, ncol=4)
+    return Figure(_save(fig, out, name), f"{title}: the realised schedule, per scheme one run: the LR and resolution "
+                                         "each pushing worker trained at, over the plan's step line (grey); ringed: "
+                                         "stale commits, trained at the previous phase's settings after a milestone "
+                                         "(the stage-change latency of ASP)")
+
+
+def _seed(run_dir) -> str:
+    try:
+        return str(json.loads((Path(run_dir) / "summary.json").read_text()).get("seed"))
+    except (OSError, ValueError):
+        return "?"
 
 
 def time_model(measured: pd.DataFrame, out: Path) -> List[Figure]:
@@ -171,43 +327,54 @@ def time_model(measured: pd.DataFrame, out: Path) -> List[Figure]:
     return figures
 
 
-VERDICT_COLOURS = {"shown": "tab:green", "opposite": "tab:red"}  # anything else (not shown, not tested): grey
-
-
-def claims(data: pd.DataFrame, out: Path, name: str, title: str) -> Figure | None:
-    """A forest plot of the claims table: per scheme and n_S, the change of best top-1 and of training time (the
-    table's clock) against the baseline with its 95 % interval over seeds, coloured by verdict, and the paper's
-    change beside it."""
+def claims(data: pd.DataFrame, per_seed: pd.DataFrame, out: Path, name: str, title: str,
+           endpoint_key: str = "best_top1", endpoint_label: str = "best top-1") -> Figure | None:
+    """A forest plot of the claims table: per scheme and n_S, the change of the endpoint and of the training time
+    (the table's clock) against the baseline: every seed's paired difference as a dot, the mean with its 95 %
+    interval as a bar, in the scheme's colour; the paper's change (one run each) as a hollow diamond."""
     if data.empty:
         return None
     data = data.iloc[::-1].reset_index(drop=True)  # first row on top
-    labels = [f"{s} n_S={n}" for s, n in zip(data["scheme"], data["num_small"])]
+    labels = [f"{s} n_S={n}\n{str(v).split(' (')[0]}" for s, n, v in
+              zip(data["scheme"], data["num_small"], data["accuracy_verdict"])]
     y = np.arange(len(data))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(data) + 1.8), sharey=True)
-    panels = (("delta_best_top1", "paper_delta_top1_pp", "accuracy_verdict", "Δ best top-1 (pp)"),
-              ("delta_time", "paper_delta_time_pct", "time_verdict", f"Δ {data['clock'].iloc[0]} time (%)"))
-    for ax, (column, paper, verdict, xlabel) in zip(axes, panels):
-        mean = data[f"{column}_pp" if column.endswith("top1") else f"{column}_pct"]
-        low, high = data[f"{column}_low"], data[f"{column}_high"]
-        colours = [VERDICT_COLOURS.get(str(v).split(" (")[0], "tab:gray") for v in data[verdict]]
-        for i in y:
-            err = [[mean[i] - low[i]], [high[i] - mean[i]]] if pd.notna(low[i]) else None
-            ax.errorbar(mean[i], i, xerr=err, fmt="o", color=colours[i], capsize=3)
-        ax.scatter(data[paper], y, marker="D", facecolors="none", edgecolors="black", label="paper (same n_S)")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * len(data) + 2.0), sharey=True)
+    clock = data["clock"].iloc[0]
+    panels = ((f"delta_{endpoint_key}", "_pp", "delta_top1_pp", "paper_delta_top1_pp",
+               f"Δ {endpoint_label} (pp)"),
+              ("delta_time", "_pct", "delta_time_pct", "paper_delta_time_pct", f"Δ {clock} time (%)"))
+    for ax, (column, unit, seed_column, paper, xlabel) in zip(axes, panels):
+        for i, row in data.iterrows():
+            c = colour(row["scheme"])
+            seeds = per_seed[(per_seed["label"] == row["label"])] if not per_seed.empty else per_seed
+            if not seeds.empty:
+                jitter = np.linspace(-0.18, 0.18, len(seeds)) if len(seeds) > 1 else np.zeros(1)
+                ax.scatter(seeds[seed_column], i + 0.22 + jitter / 2, color=c, s=12, alpha=0.7, linewidths=0,
+                           zorder=3)
+            mean, low, high = row[f"{column}{unit}"], row[f"{column}_low"], row[f"{column}_high"]
+            err = [[mean - low], [high - mean]] if pd.notna(low) else None
+            ax.errorbar(mean, i, xerr=err, fmt="o", color=c, capsize=4, markersize=6, linewidth=2)
+            if pd.notna(row[paper]):
+                ax.scatter(row[paper], i, zorder=3, **PAPER_MARKER)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set(xlabel=xlabel, yticks=y, yticklabels=labels)
         ax.grid(axis="x", alpha=0.3)
     k = data.loc[data["num_small"] > 0, "extra_time_ratio"]
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color="grey", markersize=4, alpha=0.6,
+                          label="one seed's paired difference"),
+               plt.Line2D([], [], marker="o", linestyle="-", color="grey", label="mean, 95 % interval"),
+               plt.Line2D([], [], marker="D", linestyle="", markerfacecolor="none", markeredgecolor="black",
+                          label="paper (a single run each)")]
     if not k.empty:
-        axes[1].axvline((float(k.iloc[0]) - 1) * 100, color="tab:blue", linestyle="--", linewidth=0.8,
-                        label=f"DBSL's budget k (+{(float(k.iloc[0]) - 1) * 100:.0f} %)")
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=f"this run: {v}")
-               for v, c in (("shown", "tab:green"), ("not shown", "tab:gray"), ("opposite", "tab:red"))]
-    for ax in axes:
-        handles += [h for h, lab in zip(*ax.get_legend_handles_labels()) if lab not in {x.get_label() for x in handles}]
-    fig.suptitle(f"{title}: the paper's claims against these runs (95 % interval over seeds)")
+        budget = (float(k.iloc[0]) - 1) * 100
+        axes[1].axvline(budget, color=SCHEME_COLOURS["dbsl"], linestyle="--", linewidth=0.8)
+        handles.append(plt.Line2D([], [], color=SCHEME_COLOURS["dbsl"], linestyle="--",
+                                  label=f"DBSL's budget k (+{budget:.0f} %)"))
+    fig.suptitle(f"{title}: the paper's claims against these runs")
     fig.tight_layout()
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,
                fontsize=8)
-    return Figure(_save(fig, out, name), f"{title}: change against the baseline with its 95 % interval over seeds, "
-                                         "coloured by whether it shows the paper's claim; diamonds: the paper")
+    return Figure(_save(fig, out, name), f"{title}: change against the baseline, paired by seed: dots are single "
+                                         "seeds, bars the mean with its 95 % interval, in the scheme's colour; "
+                                         "diamonds: the paper's change (a single run each); the y labels give the "
+                                         "accuracy verdict")

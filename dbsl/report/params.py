@@ -79,7 +79,7 @@ def parameter_table(name: str, title: str, cfg: Config, size: int, ks: Sequence[
     if "note" in data and data["note"].fillna("").str.len().any():
         display["note"] = data["note"].fillna("")
     notes = [f"d={size} training samples, n={cfg.ps.num_workers} workers, hardware profile {cfg.hardware.name}, "
-             f"rounding {cfg.dbsl.rounding}; B_S from Eq. 8 per resolution, d_L=k*d/n, d_S=(d-n_L*d_L)/n_S."]
+             f"rounding {cfg.dbsl.rounding}; B_S from Eq. 8 per resolution, d_L=k·d/n, d_S=(d-n_L·d_L)/n_S."]
     return Table(name, title, data, display, notes)
 
 

@@ -67,7 +67,7 @@ def markdown(frame: pd.DataFrame) -> str:
 
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
           "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$",
-          "−": "-", "≤": r"$\le$"}
+          "−": "-", "≤": r"$\le$", "·": r"$\cdot$", "×": r"$\times$", "→": r"$\rightarrow$"}
 
 
 def tex_escape(text) -> str:
