@@ -104,6 +104,11 @@ class ModelConfig:
     name: str = "resnet18"
     width: int = 64  # 64: the standard 11.2 M-parameter ResNet-18; 16 for CPU experiments
     stem: str = "cifar"  # cifar: 3x3/1 conv, no max-pool; imagenet: 7x7/2 conv + max-pool
+    # BatchNorm in Keras terms: running = bn_momentum*running + (1 - bn_momentum)*batch, i.e. PyTorch's
+    # BatchNorm2d(momentum=1 - bn_momentum). Journal model: 0.9 and 1.001e-5; COMPSAC model (Keras defaults): 0.99, 1e-3
+    bn_momentum: float = 0.9
+    bn_eps: float = 1.001e-5
+    conv_bias: bool = False  # convolutions with a bias (COMPSAC model); the journal model has none
 
 
 @dataclass
@@ -260,6 +265,9 @@ def validate(cfg: Config) -> Config:
     _require(d.synthetic_train >= 1 and d.synthetic_test >= 1, "dataset.synthetic_train", d.synthetic_train,
              "synthetic sizes must be >= 1")
     _require(cfg.model.width >= 1, "model.width", cfg.model.width, "must be >= 1 (64 is the standard ResNet-18)")
+    _require(0 <= cfg.model.bn_momentum < 1, "model.bn_momentum", cfg.model.bn_momentum,
+             "must lie in [0, 1) (Keras convention: 0.9 journal model, 0.99 COMPSAC model; PyTorch's is 1 - this)")
+    _require(cfg.model.bn_eps > 0, "model.bn_eps", cfg.model.bn_eps, "must be > 0")
     h = cfg.hardware
     _require(len(h.resolutions) >= 1, "hardware.resolutions", [], "the hardware profile lists no resolution")
     for i, p in enumerate(h.resolutions):
