@@ -59,7 +59,10 @@ class OptimConfig:
     kernel_l2: float = 1e-4  # Keras L2 regulariser on conv/dense kernels: loss += l2*||W||^2
     decoupled_weight_decay: float = 1e-4  # Keras SGD(weight_decay): w -= lr*wd*w on every variable
     weight_decay: float = 0.0  # PyTorch SGD's coupled weight decay
-    reset_on_phase_change: bool = True  # new optimizer (momentum reset) at LR/CPL stage changes, as Keras recompile
+    # when a worker starts a new optimizer (momentum from zero): phase: at LR/CPL stage changes (journal code's
+    # re-compile); mini_epoch: before every mini-epoch (COMPSAC code compiles a new SGD each time); never
+    momentum_reset: str = "phase"
+    reset_on_phase_change: Optional[bool] = None  # deprecated: true = momentum_reset=phase, false = never
 
 
 @dataclass
@@ -76,6 +79,9 @@ class TrainConfig:
     sampling: str = "random_subset"  # random_subset: authors (fresh subset per mini-epoch); shard: disjoint shards
     eval_every: int = 1  # evaluate the merged model every m commits (and always at the last)
     eval_batch_size: int = 1000
+    # batches per mini-epoch of d samples at batch B: round: round(d/B) full batches (journal code's take());
+    # ceil: ceil(d/B), the last one partial (COMPSAC code's ImageDataGenerator.flow: 13125/500 -> 27)
+    steps: str = "round"
     amp: bool = True  # CUDA only: autocast (float16) + GradScaler
     channels_last: bool = False  # CUDA always uses channels_last; this turns it on for CPU too
     threads: int = 0  # torch threads on CPU; 0: leave torch's default
@@ -86,7 +92,9 @@ class DatasetConfig:
     name: str = "synthetic"  # synthetic | fashion_mnist | cifar10 | cifar100 | imagenet
     root: str = "data"
     download: bool = False
-    augment: str = "paper"  # paper: flip+rotation+zoom (Keras layers); padcrop: CIFAR pad-crop-flip; none
+    # paper: flip+rotation+zoom (journal code's Keras layers); shift: flip + continuous shift by up to 0.1 of the
+    # size, nearest-edge fill (COMPSAC code's ImageDataGenerator); padcrop: CIFAR pad-crop-flip; none
+    augment: str = "paper"
     mean: Optional[List[float]] = None  # None: the dataset's own; the authors used ImageNet's with std 0.299
     std: Optional[List[float]] = None
     num_train: int = 0  # 0: all; else a fixed random subset (seeded)
@@ -183,9 +191,11 @@ CHOICES = {
     "ps.merge_rule": ("journal", "compsac"),
     "ps.update_factor": ("linear", "sqrt", "none"),
     "ps.sync": ("ASP", "BSP", "SSP"),
+    "optim.momentum_reset": ("phase", "mini_epoch", "never"),
     "train.sampling": ("random_subset", "shard"),
+    "train.steps": ("round", "ceil"),
     "dataset.name": ("synthetic", "fashion_mnist", "cifar10", "cifar100", "imagenet"),
-    "dataset.augment": ("paper", "padcrop", "none"),
+    "dataset.augment": ("paper", "shift", "padcrop", "none"),
     "model.name": ("resnet18",),
     "model.stem": ("cifar", "imagenet"),
     "hardware.kind": ("linear", "table"),
@@ -206,8 +216,22 @@ def _require(condition: bool, key: str, value, why: str) -> None:
         raise ConfigError(f"{key}={value!r}: {why}")
 
 
+def _migrate(cfg: Config) -> None:
+    """The deprecated ``optim.reset_on_phase_change`` (run records before momentum_reset) as ``optim.momentum_reset``:
+    true is the default ``phase``, false is ``never``."""
+    o = cfg.optim
+    if o.reset_on_phase_change is None:
+        return
+    wanted = "phase" if o.reset_on_phase_change else "never"
+    _require(o.momentum_reset in (wanted, "phase"), "optim.reset_on_phase_change", o.reset_on_phase_change,
+             f"contradicts optim.momentum_reset={o.momentum_reset}; drop the deprecated key and set "
+             "optim.momentum_reset=phase|mini_epoch|never")
+    o.momentum_reset, o.reset_on_phase_change = wanted, None
+
+
 def validate(cfg: Config) -> Config:
     """Check ranges and consistency; raise ConfigError naming the key and the fix."""
+    _migrate(cfg)
     for key, allowed in CHOICES.items():
         value = _get(cfg, key)
         _require(value in allowed, key, value, f"must be one of {', '.join(allowed)}")

@@ -28,6 +28,11 @@ BAD = [
     (["model.stem=vit"], "model.stem"),
     (["executor.name=ray"], "executor.name"),
     (["ps.sync=async"], "ps.sync"),
+    (["optim.momentum_reset=epoch"], "optim.momentum_reset"),
+    (["train.steps=floor"], "train.steps"),
+    (["dataset.augment=cutout"], "dataset.augment"),
+    (["model.bn_momentum=1.0"], "model.bn_momentum"),
+    (["model.bn_eps=0"], "model.bn_eps"),
 ]
 
 

@@ -55,4 +55,4 @@ class RunContext:
         size = len(self.source.train)
         shard = shards(self.plan, size, cfg.seed)[rank] if cfg.train.sampling == "shard" else None
         return Worker(rank, self.plan, trainer, pipeline, size, cfg.seed, cfg.train.sampling,
-                      cfg.optim.reset_on_phase_change, shard)
+                      cfg.optim.momentum_reset, shard)
