@@ -203,12 +203,20 @@ def test_paper_comparison_puts_our_changes_beside_the_published(built):
         row, ours = data.loc[(paper_scheme, n_small)], accuracy_row(built, scheme)
         assert row["experiment"] == EXPERIMENT and row["runs"] == 2
         assert row["top1_pct"] == pytest.approx(ours["best_top1_pct_mean"])  # Table 8 reports the best top-1
+        # beside the paper's loss: cross-entropy plus the L2 term at the best commit (Keras's evaluate), as recorded
+        best = [s["best"] for s in summaries(built, scheme)]
+        assert row["loss_l2"] == pytest.approx(statistics.mean(b["test_loss_l2"] for b in best))
+        assert row["loss"] == pytest.approx(statistics.mean(b["test_loss"] for b in best))
+        assert all(b["test_loss_l2"] > b["test_loss"] for b in best)  # the smoke preset keeps kernel_l2 = 1e-4
         assert row["delta_top1_pp"] == pytest.approx(ours["delta_best_top1_pp"])
         assert math.isnan(row["top1_difference_pp"])  # synthetic data is a scale model: no absolute difference
     hybrid = data.loc[("hybrid", 2)]
     assert hybrid["paper_delta_top1_pp"] == pytest.approx(71.0 - 68.0)
     assert hybrid["delta_top1_difference_pp"] == pytest.approx(hybrid["delta_top1_pp"] - 3.0)
     assert pd.isna(data.loc[("dbsl", 3), "experiment"])  # not run: left empty
+    header = next(line for line in (built["out"] / "tables" / "paper_table8.md").read_text().splitlines()
+                  if line.startswith("| scheme"))
+    assert "| paper loss | ours: loss (CE + L2) | paper top-1 (%) |" in header
     table5 = table(built, "paper_table5")  # COMPSAC merge rule: our journal-rule runs match none of it
     assert table5["experiment"].isna().all() and len(table5) == 9
 

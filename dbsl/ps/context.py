@@ -46,7 +46,8 @@ class RunContext:
         return ParameterServer(self.plan, model.state_dict(), self.cfg.ps.merge_rule, self.cfg.ps.merge_buffers)
 
     def new_evaluator(self, model: torch.nn.Module, pipeline: Pipeline) -> Evaluator:
-        return Evaluator(model, pipeline, self.device, self.cfg.train.eval_batch_size, self.cfg.train.amp)
+        return Evaluator(model, pipeline, self.device, self.cfg.train.eval_batch_size, self.cfg.train.amp,
+                         self.cfg.optim.kernel_l2)
 
     def new_worker(self, rank: int, pipeline: Pipeline) -> Worker:
         cfg = self.cfg
