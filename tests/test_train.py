@@ -177,3 +177,18 @@ def test_evaluation_at_the_pushing_workers_resolution_with_the_l2_term(compose, 
     evaluated = [r for r in rows if r["test_loss"]]
     assert len(evaluated) == len(rows)  # eval_every=1: every commit was tested, at its own phase's resolution
     assert {(r["phase"], r["resolution"]) for r in evaluated} == {("0", "8"), ("1", "16"), ("2", "8"), ("3", "16")}
+
+
+@pytest.mark.parametrize("steps,large,small", [("ceil", 70, 58), ("round", 64, 51)])
+def test_a_mini_epoch_trains_on_ceil_or_round_batches(compose, tmp_path, steps, large, small):
+    # 256 images, n = 4, n_S = 2, k = 1.1: d_L = round(1.1 * 256 / 4) = round(70.4) = 70, d_S = (256 - 140) / 2 = 58;
+    # at 16 px B_L = 32: ceil(70 / 32) = 3 batches (32 + 32 + 6) = 70 images, round(2.19) = 2 full batches = 64;
+    # B_S = 17: ceil(58 / 17) = 4 batches (17 + 17 + 17 + 7) = 58 images, round(3.41) = 3 full batches = 51
+    ctx = context(compose, tmp_path, "scheme=dbsl", f"train.steps={steps}", "schedule.epochs=2",
+                  "optim.lr_milestones=[1]", "schedule.cycle_ends=[]", monitor=True)
+    assert (ctx.plan.data_large, ctx.plan.data_small, ctx.plan.phases[0].batch_small) == (70, 58, 17)
+    Simulation(ctx).run_async()
+    ctx.record.close()
+    rows = read_metric_rows(tmp_path / "run" / "metrics.csv")
+    assert {r["samples"] for r in rows if r["small"] == "0"} == {str(large)}
+    assert {r["samples"] for r in rows if r["small"] == "1"} == {str(small)}
