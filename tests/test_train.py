@@ -129,6 +129,17 @@ def test_momentum_reset_policy(compose, tmp_path, policy):
         assert after == []
 
 
+def test_a_workers_checkpoint_keeps_the_amp_loss_scale(compose, tmp_path):
+    ctx = context(compose, tmp_path, "scheme=dbsl")
+    pipeline = ctx.new_pipeline()
+    worker, resumed = ctx.new_worker(1, pipeline), ctx.new_worker(1, pipeline)
+    worker.pull(ctx.initial_model().state_dict(), ctx.plan.phases[0], 0.1)
+    worker.trainer.scaler = torch.amp.GradScaler("cpu", init_scale=8.0)  # the CUDA path's loss scaling, on the CPU
+    resumed.trainer.scaler = torch.amp.GradScaler("cpu")  # a fresh scaler starts at 65536
+    resumed.load_state_dict(worker.state_dict())
+    assert resumed.trainer.scaler.get_scale() == 8.0  # a resumed AMP run does not restart its loss scale
+
+
 def test_reset_on_phase_change_still_reads(compose):
     assert compose(["optim.reset_on_phase_change=false"]).optim.momentum_reset == "never"
     assert compose(["optim.reset_on_phase_change=true"]).optim.momentum_reset == "phase"

@@ -105,7 +105,8 @@ class Worker:
     def state_dict(self) -> dict:
         return {"model": {k: v.clone() for k, v in self.model.state_dict().items()},
                 "optimizer": self.trainer.optimizer_state(), "local_round": self.local_round,
-                "phase": None if self.phase is None else self.phase.index, "lr": self.lr}
+                "phase": None if self.phase is None else self.phase.index, "lr": self.lr,
+                "scaler": None if self.trainer.scaler is None else self.trainer.scaler.state_dict()}  # AMP loss scale
 
     @torch.no_grad()
     def load_state_dict(self, data: dict) -> None:
@@ -115,3 +116,5 @@ class Worker:
         if self.phase is not None:
             self.model.set_dropout(self.phase.dropout)
         self.trainer.load_optimizer_state(data["optimizer"])
+        if data.get("scaler") and self.trainer.scaler is not None:  # checkpoints before the loss scale have none
+            self.trainer.scaler.load_state_dict(data["scaler"])
