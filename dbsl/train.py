@@ -176,4 +176,4 @@ def kernel_l2_penalty(model: nn.Module, l2: float) -> float:
     gradient 2*l2*W is what :class:`LocalTrainer` adds); Keras's ``evaluate`` adds it to the reported test loss."""
     if not l2:
         return 0.0
-    return l2 * sum(float(k.detach().double().pow(2).sum()) for k in kernel_parameters(model))
+    return l2 * float(sum(k.detach().double().pow(2).sum() for k in kernel_parameters(model)))  # one device sync
