@@ -51,6 +51,10 @@ tune *ARGS:
 calibrate *ARGS:
     {{py}} -m dbsl.calibrate "$@"
 
+# check the CUDA paths on this machine, minutes; results/gpu_check/ (no CUDA: "skipped: no CUDA", exit 0)
+gpu-check *ARGS:
+    {{py}} -m dbsl.gpucheck "$@"
+
 # speed benchmarks; results under reports/bench/<date>/ (just bench --quick; just bench --only ps_overhead)
 bench *ARGS:
     {{py}} benchmarks/run.py "$@"

@@ -59,7 +59,10 @@ class OptimConfig:
     kernel_l2: float = 1e-4  # Keras L2 regulariser on conv/dense kernels: loss += l2*||W||^2
     decoupled_weight_decay: float = 1e-4  # Keras SGD(weight_decay): w -= lr*wd*w on every variable
     weight_decay: float = 0.0  # PyTorch SGD's coupled weight decay
-    reset_on_phase_change: bool = True  # new optimizer (momentum reset) at LR/CPL stage changes, as Keras recompile
+    # when a worker starts a new optimizer (momentum from zero): phase: at LR/CPL stage changes (journal code's
+    # re-compile); mini_epoch: before every mini-epoch (COMPSAC code compiles a new SGD each time); never
+    momentum_reset: str = "phase"
+    reset_on_phase_change: Optional[bool] = None  # deprecated: true = momentum_reset=phase, false = never
 
 
 @dataclass
@@ -76,6 +79,9 @@ class TrainConfig:
     sampling: str = "random_subset"  # random_subset: authors (fresh subset per mini-epoch); shard: disjoint shards
     eval_every: int = 1  # evaluate the merged model every m commits (and always at the last)
     eval_batch_size: int = 1000
+    # batches per mini-epoch of d samples at batch B: round: round(d/B) full batches (journal code's take());
+    # ceil: ceil(d/B), the last one partial (COMPSAC code's ImageDataGenerator.flow: 13125/500 -> 27)
+    steps: str = "round"
     amp: bool = True  # CUDA only: autocast (float16) + GradScaler
     channels_last: bool = True  # NHWC convolutions, training and evaluation (CPU: 1.1-1.3x faster; benchmarks/)
     threads: int = 0  # torch threads on CPU; 0: leave torch's default
@@ -88,7 +94,9 @@ class DatasetConfig:
     name: str = "synthetic"  # synthetic | fashion_mnist | cifar10 | cifar100 | imagenet
     root: str = "data"
     download: bool = False
-    augment: str = "paper"  # paper: flip+rotation+zoom (Keras layers); padcrop: CIFAR pad-crop-flip; none
+    # paper: flip+rotation+zoom (journal code's Keras layers); shift: flip + continuous shift by up to 0.1 of the
+    # size, nearest-edge fill (COMPSAC code's ImageDataGenerator); padcrop: CIFAR pad-crop-flip; none
+    augment: str = "paper"
     mean: Optional[List[float]] = None  # None: the dataset's own; the authors used ImageNet's with std 0.299
     std: Optional[List[float]] = None
     num_train: int = 0  # 0: all; else a fixed random subset (seeded)
@@ -106,6 +114,11 @@ class ModelConfig:
     name: str = "resnet18"
     width: int = 64  # 64: the standard 11.2 M-parameter ResNet-18; 16 for CPU experiments
     stem: str = "cifar"  # cifar: 3x3/1 conv, no max-pool; imagenet: 7x7/2 conv + max-pool
+    # BatchNorm in Keras terms: running = bn_momentum*running + (1 - bn_momentum)*batch, i.e. PyTorch's
+    # BatchNorm2d(momentum=1 - bn_momentum). Journal model: 0.9 and 1.001e-5; COMPSAC model (Keras defaults): 0.99, 1e-3
+    bn_momentum: float = 0.9
+    bn_eps: float = 1.001e-5
+    conv_bias: bool = False  # convolutions with a bias (COMPSAC model); the journal model has none
 
 
 @dataclass
@@ -180,10 +193,12 @@ CHOICES = {
     "ps.merge_rule": ("journal", "compsac"),
     "ps.update_factor": ("linear", "sqrt", "none"),
     "ps.sync": ("ASP", "BSP", "SSP"),
+    "optim.momentum_reset": ("phase", "mini_epoch", "never"),
     "train.sampling": ("random_subset", "shard"),
     "train.cpu_isa": ("native", "avx2"),
+    "train.steps": ("round", "ceil"),
     "dataset.name": ("synthetic", "fashion_mnist", "cifar10", "cifar100", "imagenet"),
-    "dataset.augment": ("paper", "padcrop", "none"),
+    "dataset.augment": ("paper", "shift", "padcrop", "none"),
     "model.name": ("resnet18",),
     "model.stem": ("cifar", "imagenet"),
     "hardware.kind": ("linear", "table"),
@@ -204,8 +219,22 @@ def _require(condition: bool, key: str, value, why: str) -> None:
         raise ConfigError(f"{key}={value!r}: {why}")
 
 
+def _migrate(cfg: Config) -> None:
+    """The deprecated ``optim.reset_on_phase_change`` (run records before momentum_reset) as ``optim.momentum_reset``:
+    true is the default ``phase``, false is ``never``."""
+    o = cfg.optim
+    if o.reset_on_phase_change is None:
+        return
+    wanted = "phase" if o.reset_on_phase_change else "never"
+    _require(o.momentum_reset in (wanted, "phase"), "optim.reset_on_phase_change", o.reset_on_phase_change,
+             f"contradicts optim.momentum_reset={o.momentum_reset}; drop the deprecated key and set "
+             "optim.momentum_reset=phase|mini_epoch|never")
+    o.momentum_reset, o.reset_on_phase_change = wanted, None
+
+
 def validate(cfg: Config) -> Config:
     """Check ranges and consistency; raise ConfigError naming the key and the fix."""
+    _migrate(cfg)
     for key, allowed in CHOICES.items():
         value = _get(cfg, key)
         _require(value in allowed, key, value, f"must be one of {', '.join(allowed)}")
@@ -263,6 +292,9 @@ def validate(cfg: Config) -> Config:
     _require(d.synthetic_train >= 1 and d.synthetic_test >= 1, "dataset.synthetic_train", d.synthetic_train,
              "synthetic sizes must be >= 1")
     _require(cfg.model.width >= 1, "model.width", cfg.model.width, "must be >= 1 (64 is the standard ResNet-18)")
+    _require(0 <= cfg.model.bn_momentum < 1, "model.bn_momentum", cfg.model.bn_momentum,
+             "must lie in [0, 1) (Keras convention: 0.9 journal model, 0.99 COMPSAC model; PyTorch's is 1 - this)")
+    _require(cfg.model.bn_eps > 0, "model.bn_eps", cfg.model.bn_eps, "must be > 0")
     h = cfg.hardware
     _require(len(h.resolutions) >= 1, "hardware.resolutions", [], "the hardware profile lists no resolution")
     for i, p in enumerate(h.resolutions):

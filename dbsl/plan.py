@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import List, Tuple
 
 from .config import Config, ConfigError
 from .timemodel import (BudgetError, HardwareProfile, data_split, profile_from_config, small_batch,
                         update_factor)
+
+# Batches per mini-epoch of d samples at batch B (train.steps): the journal code trains round(d/B) full batches
+# (tf.data take()); the COMPSAC code's generator yields ceil(d/B), the last one partial.
+STEP_COUNTS = {"round": round, "ceil": math.ceil}
 
 # Training-set sizes of the named datasets, so that a plan can be printed without loading data.
 DATASET_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "imagenet": 1_281_167}
@@ -40,8 +45,8 @@ class Phase:
     dropout: float
     batch_large: int  # B_L
     batch_small: int  # B_S (0 without small-batch workers)
-    steps_large: int  # round(d_L / B_L) batches per large mini-epoch
-    steps_small: int  # round(d_S / B_S)
+    steps_large: int  # batches per large mini-epoch: round(d_L / B_L), or ceil(d_L / B_L) with train.steps=ceil
+    steps_small: int  # round(d_S / B_S), or ceil(d_S / B_S)
     time_large: float  # modelled seconds of a large mini-epoch (Eq. 2 with the step count)
     time_small: float
 
@@ -61,6 +66,7 @@ class Plan:
     warmup_start_lr: float
     hardware: str
     phases: Tuple[Phase, ...] = field(default_factory=tuple)
+    step_count: str = "round"  # train.steps: round (full batches only) or ceil (the last batch partial)
 
     # -- lookups -------------------------------------------------------------------------------------------
     def phase_at(self, commit: int) -> Phase:
@@ -87,6 +93,13 @@ class Plan:
 
     def data_amount(self, rank: int) -> int:
         return self.data_small if self.is_small(rank) else self.data_large
+
+    def samples(self, rank: int, phase: Phase) -> int:
+        """Samples a mini-epoch trains on: steps x B full batches (round), or exactly d_L / d_S (ceil: the last
+        batch is partial, as the COMPSAC code's ImageDataGenerator.flow)."""
+        if self.step_count == "ceil":
+            return self.data_amount(rank)
+        return self.steps(rank, phase) * self.batch_size(rank, phase)
 
     def update_factor(self, rank: int) -> float:
         return self.update_factor_small if self.is_small(rank) else 1.0
@@ -149,8 +162,8 @@ def build_plan(cfg: Config, dataset_size: int, profile: HardwareProfile | None =
         b_large = s.batch_large[r_idx] if s.batch_large is not None else profile.batch_large[res]
         b_small = small_batch(model, b_large, dataset_size, n, k, split.data_small, cfg.dbsl.rounding, res) \
             if n_small else 0
-        steps_large = round(split.data_large / b_large)
-        steps_small = round(split.data_small / b_small) if n_small else 0
+        steps_large = STEP_COUNTS[cfg.train.steps](split.data_large / b_large)
+        steps_small = STEP_COUNTS[cfg.train.steps](split.data_small / b_small) if n_small else 0
         if steps_large < 1 and n_small < n:
             raise BudgetError(f"schedule.batch_large: B_L={b_large} at {res} px exceeds the {split.data_large} samples "
                               f"a large-batch worker trains per mini-epoch (d={dataset_size}, n={n}); lower "
@@ -169,7 +182,7 @@ def build_plan(cfg: Config, dataset_size: int, profile: HardwareProfile | None =
         update_factor_small=update_factor(split, cfg.ps.update_factor) if n_small else 1.0,
         total_commits=s.epochs * n,
         warmup_commits=0 if (o.warmup_baseline_only and n_small) else round(o.warmup_epochs * n), warmup_start_lr=o.warmup_start_lr,
-        hardware=profile.name, phases=tuple(phases))
+        hardware=profile.name, phases=tuple(phases), step_count=cfg.train.steps)
 
 
 def plan_table(plan: Plan) -> "rich.table.Table":  # noqa: F821

@@ -26,8 +26,10 @@ import torch
 
 METRIC_COLUMNS = (
     "commit", "epoch", "worker", "small", "phase", "lr_stage", "resolution", "dropout", "lr", "batch_size",
-    "samples", "train_loss", "train_acc", "test_loss", "test_top1", "test_top5", "modelled_time", "wall_time",
-    "compute_time", "seconds", "cpu_seconds", "measured_time",
+    "samples", "train_loss", "train_acc", "test_loss", "test_top1", "test_top5",
+    "test_loss_l2",  # test_loss (cross-entropy) plus the models' L2 kernel term: the paper's (Keras's) test loss
+    "modelled_time", "wall_time", "seconds", "cpu_seconds", "measured_time",
+    "compute_time",  # compute_time last: a torn last line lacks it (read_metric_rows)
 )
 STATUSES = ("running", "completed", "failed")
 

@@ -37,7 +37,8 @@ class TimeModel:
         return self.sample_time(batch) * data
 
     def mini_epoch_time(self, batch: int, steps: int) -> float:
-        """Modelled time of the ``steps`` full batches a worker runs in one mini-epoch."""
+        """Modelled time of the ``steps`` batches a worker runs in one mini-epoch: t(B) per batch, so with
+        steps = ceil(d/B) (``train.steps=ceil``) it is Eq. 2, which costs a partial last batch as a full one."""
         return self.batch_time(batch) * steps
 
 

@@ -3,7 +3,9 @@
 Weight decay follows the authors' Keras setup (paper.md 7.4), each part a separate knob:
 ``kernel_l2`` is the L2 kernel regulariser (loss += l2*||W||^2 on conv/dense kernels, i.e. grad += 2*l2*W),
 ``decoupled_weight_decay`` is Keras SGD's ``weight_decay`` (W -= lr*wd*W on every variable, before the step), and
-``weight_decay`` is PyTorch SGD's coupled decay.
+``weight_decay`` is PyTorch SGD's coupled decay. On a step that GradScaler skips (inf/NaN gradients under AMP) the
+decoupled decay is skipped too, as the step is (the L2 term only adds to those gradients, which the skip discards).
+Keras's ``evaluate`` reports the loss with the model's regularisation term added: :func:`kernel_l2_penalty`.
 """
 from __future__ import annotations
 
@@ -35,11 +37,12 @@ class TrainStats:
 
 @dataclass
 class EvalStats:
-    loss: float
+    loss: float  # cross-entropy
     top1: float
     top5: float
     samples: int
     seconds: float
+    l2: float = 0.0  # the model's L2 kernel term (kernel_l2_penalty): loss + l2 is Keras's (the paper's) test loss
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -140,7 +143,7 @@ class LocalTrainer:
                 if cfg.kernel_l2:
                     torch._foreach_add_([k.grad for k in self.kernels], self.kernels, alpha=2.0 * cfg.kernel_l2)
                 if cfg.decoupled_weight_decay:
-                    torch._foreach_mul_(self.params, 1.0 - lr * cfg.decoupled_weight_decay)
+                    torch._foreach_mul_(self.params, self._decay_factor(lr))
                 loss_sum += loss.detach() * y.shape[0]
                 correct += (logits.argmax(1) == y).sum()
             if self.scaler is not None:
@@ -155,6 +158,15 @@ class LocalTrainer:
         if samples == 0:
             return TrainStats(float("nan"), float("nan"), 0, 0, seconds, cpu_seconds)
         return TrainStats(loss_sum.item() / samples, correct.item() / samples, samples, steps, seconds, cpu_seconds)
+
+    def _decay_factor(self, lr: float) -> float | torch.Tensor:
+        """1 - lr*wd; under AMP a device tensor that is 1 on a step GradScaler will skip (no host sync)."""
+        decay = lr * self.cfg.decoupled_weight_decay
+        if self.scaler is None:
+            return 1.0 - decay
+        # after unscale_(): 1.0 per device where the gradients hold an inf or NaN (GradScaler.step then skips)
+        found = sum(self.scaler._found_inf_per_device(self.optimizer).values())
+        return 1.0 - decay * (1.0 - found.clamp(max=1.0))
 
     def optimizer_state(self) -> dict:
         return self.optimizer.state_dict()
@@ -189,3 +201,12 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], device: torch.device, a
     _sync(device)
     return EvalStats(loss_sum.item() / samples, top1.item() / samples, top5.item() / samples, samples,
                      time.perf_counter() - start)
+
+
+@torch.no_grad()
+def kernel_l2_penalty(model: nn.Module, l2: float) -> float:
+    """The authors' L2 kernel regulariser as a loss term, l2 * sum ||W||^2 over the conv and dense kernels (its
+    gradient 2*l2*W is what :class:`LocalTrainer` adds); Keras's ``evaluate`` adds it to the reported test loss."""
+    if not l2:
+        return 0.0
+    return l2 * float(sum(k.detach().double().pow(2).sum() for k in kernel_parameters(model)))  # one device sync

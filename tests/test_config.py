@@ -28,6 +28,11 @@ BAD = [
     (["model.stem=vit"], "model.stem"),
     (["executor.name=ray"], "executor.name"),
     (["ps.sync=async"], "ps.sync"),
+    (["optim.momentum_reset=epoch"], "optim.momentum_reset"),
+    (["train.steps=floor"], "train.steps"),
+    (["dataset.augment=cutout"], "dataset.augment"),
+    (["model.bn_momentum=1.0"], "model.bn_momentum"),
+    (["model.bn_eps=0"], "model.bn_eps"),
 ]
 
 
@@ -67,3 +72,18 @@ def test_impossible_budget_is_a_budget_error(compose):
     cfg = compose(["experiment=paper_cifar100", "scheme=dbsl", "dbsl.num_small=1", "dbsl.extra_time_ratio=2.0"])
     with pytest.raises(BudgetError, match="dbsl.extra_time_ratio=2.0"):
         build_plan(cfg, dataset_size(cfg))
+
+
+@pytest.mark.parametrize("preset,amp", [("paper_cifar100", False), ("compsac_cifar100", False),
+                                        ("paper_imagenet", True)])
+def test_paper_presets_as_the_authors_ran_them(compose, preset, amp):
+    # paper section 4 / paper.md sections 6-7: CIFAR in fp32 on the GTX 1080s, AMP (mixed_float16) for ImageNet only
+    cfg = compose([f"experiment={preset}"])
+    assert cfg.train.amp is amp
+    compsac = preset == "compsac_cifar100"
+    # the COMPSAC code: a new SGD every mini-epoch, ceil(d/B) batches, shift + flip, its own model's layers
+    assert cfg.optim.momentum_reset == ("mini_epoch" if compsac else "phase")
+    assert cfg.train.steps == ("ceil" if compsac else "round")
+    assert cfg.dataset.augment == ("shift" if compsac else "paper")
+    assert (cfg.model.conv_bias, cfg.model.bn_momentum, cfg.model.bn_eps) == (
+        (True, 0.99, 1e-3) if compsac else (False, 0.9, 1.001e-5))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from dbsl.config import DatasetConfig
-from dbsl.data import DataError, PadCropAugment, PaperAugment, Pipeline, load_dataset
+from dbsl.data import DataError, PadCropAugment, PaperAugment, Pipeline, ShiftAugment, load_dataset
 from dbsl.data.augment import affine_grid
 from dbsl.data.sources import FASHION_MNIST_ENV
 
@@ -239,7 +239,7 @@ def _normalised(src, images):
     return (images.float() / 255 - mean) / std
 
 
-@pytest.mark.parametrize("augment", ["paper", "padcrop", "none"])
+@pytest.mark.parametrize("augment", ["paper", "shift", "padcrop", "none"])
 @pytest.mark.parametrize("resolution", [16, 32])
 def test_train_batches_shape_order_and_determinism(source, augment, resolution):
     pipe = Pipeline(source, augment, CPU)
@@ -309,6 +309,33 @@ def test_padcrop_is_a_shifted_zero_padded_crop(source):
         candidates += [c.flip(-1) for c in candidates]
         assert any(torch.allclose(a, c, atol=1e-3) for c in candidates)
     assert out.shape == (16, 3, 32, 32) and PadCropAugment()(images, 20, torch.Generator()).shape == (16, 3, 20, 20)
+
+
+def test_shift_is_continuous_with_nearest_edge_fill():
+    # a ramp image x[i, j] = j: a horizontal shift by s px (bilinear) gives j + s, the nearest-edge fill clamps it to
+    # [0, 31]; the COMPSAC code's width_shift_range=0.1 allows |s| <= 0.1 * 32 = 3.2 px
+    ramp = torch.arange(32.0).view(1, 1, 1, 32).expand(400, 1, 32, 32)
+    out = ShiftAugment(flip=0.0)(ramp, 32, torch.Generator().manual_seed(0))
+    shifts = out[:, 0, 16, 16] - 16
+    assert shifts.abs().max() <= 3.2 + 1e-4 and shifts.abs().max() > 3.0  # the whole range is used
+    expected = (torch.arange(32.0).view(1, 32) + shifts.view(-1, 1)).clamp(0, 31)
+    assert torch.allclose(out[:, 0, 5], expected, atol=1e-4)  # edges repeat the nearest pixel, never zero
+    fractional = (shifts - shifts.round()).abs() > 0.01
+    assert fractional.float().mean() > 0.9  # continuous shifts, not whole pixels (padcrop's)
+    rows = torch.arange(32.0).view(1, 1, 32, 1).expand(400, 1, 32, 32)  # the vertical shift, the same way
+    down = ShiftAugment(flip=0.0)(rows, 32, torch.Generator().manual_seed(1))[:, 0, :, 7] - torch.arange(32.0)
+    assert down[:, 16].abs().max() <= 3.2 + 1e-4 and down[:, 16].abs().max() > 3.0
+    flipped = ShiftAugment()(ramp, 32, torch.Generator().manual_seed(2))
+    decreasing = flipped[:, 0, 16, 20] < flipped[:, 0, 16, 10]
+    assert 150 < int(decreasing.sum()) < 250  # a horizontal flip in about half of the images
+
+
+def test_partial_last_batch(source):
+    pipe = Pipeline(source, "shift", CPU)
+    order = torch.randperm(len(source.train), generator=torch.Generator().manual_seed(0))[:100]
+    batches = list(pipe.train_batches(order, 32, 32, torch.Generator().manual_seed(0), partial_last=True))
+    assert [len(y) for _, y in batches] == [32, 32, 32, 4]  # 100 = 3 * 32 + 4
+    assert torch.equal(torch.cat([y for _, y in batches]), source.train.labels[order])
 
 
 def test_test_batches_cached_per_resolution(source):

@@ -14,18 +14,28 @@ A32, B32 = 0.0005056358858583448, 0.015562114074817612
 D, N = 50_000, 4
 
 
-@pytest.mark.parametrize("k,n_small,rounding,d_small,ratio", [
-    # paper Table 3 (COMPSAC, k = 1.1, int() truncation): d_S and d_S/d_L
-    (1.1, 1, "floor", 8750, 0.636), (1.1, 2, "floor", 11250, 0.818), (1.1, 3, "floor", 12083, 0.879),
-    # journal code rounds: n_S = 3 gives 12292 where COMPSAC's int() gives 12291 (paper.md 2.3)
-    (1.05, 3, "round", 12292, None), (1.05, 3, "floor", 12291, None),
+@pytest.mark.parametrize("k,n_small,rounding,d_large,d_small,ratio", [
+    # paper Table 3 (COMPSAC, k = 1.1, int() truncation): d_S and d_S/d_L; d_L = 1.1 * 50000 / 4 = 13750
+    (1.1, 1, "floor", 13750, 8750, 0.636), (1.1, 2, "floor", 13750, 11250, 0.818),
+    (1.1, 3, "floor", 13750, 12083, 0.879),
+    # journal code rounds: n_S = 3 gives 12292 where COMPSAC's int() gives 12291 (paper.md 2.3);
+    # d_L = 1.05 * 50000 / 4 = 13125 exactly, (50000 - 13125) / 3 = 12291.67
+    (1.05, 3, "round", 13125, 12292, None), (1.05, 3, "floor", 13125, 12291, None),
 ])
-def test_data_split_matches_the_paper(k, n_small, rounding, d_small, ratio):
+def test_data_split_matches_the_paper(k, n_small, rounding, d_large, d_small, ratio):
     split = data_split(D, N, n_small, k, rounding)
     assert split.data_small == d_small
-    assert split.data_large == (round if rounding == "round" else int)(k * D / N)
+    assert split.data_large == d_large
     if ratio is not None:
         assert round(split.ratio, 3) == ratio
+
+
+@pytest.mark.parametrize("k,n_small,published_pct", [(1.05, 1, 21), (1.1, 1, 18), (1.05, 3, 74), (1.1, 3, 72)])
+def test_share_of_small_batch_data_is_table5s_text(k, n_small, published_pct):
+    # paper section 5.1 (Table 5's text): "n_S=1 trains only 21% of the data with small batches (18% at k=1.1);
+    # n_S=3 trains 74% (72% at k=1.1)", with the COMPSAC code's int() truncation
+    split = data_split(D, N, n_small, k, "floor")
+    assert round(100 * n_small * split.data_small / D) == published_pct
 
 
 @pytest.mark.parametrize("n_small", [1, 2, 3, 4])
@@ -41,24 +51,37 @@ def test_no_small_workers_ignores_k():
 
 
 def test_eq8_by_hand():
-    # k = 1.05, n_S = 2 at 32 px, B_L = 560, journal rounding, written out from Eq. 8 with d_L = k*d/n
-    d_large_exact = 1.05 * D / N
-    d_small = round((D - 2 * round(d_large_exact)) / 2)
-    by_hand = B32 / ((A32 + B32 / 560) * d_large_exact / d_small - A32)
-    got = small_batch(LinearTimeModel(A32, B32), 560, D, N, 1.05, d_small)
-    assert got == round(by_hand)
-    assert 0 < got < 560
-    # the balance Eq. 5 then holds up to the rounding of B_S
-    small_time = (A32 + B32 / got) * d_small
-    large_time = 1.05 * (A32 + B32 / 560) * D / N
-    assert small_time == pytest.approx(large_time, rel=0.01)
+    # k = 1.05, n_S = 2 at 32 px, B_L = 560, journal rounding; Eq. 8 worked by hand (calculator, 10 digits):
+    #   d_L = 1.05 * 50000 / 4                = 13125
+    #   d_S = (50000 - 2 * 13125) / 2         = 11875
+    #   a + b/B_L = 0.000505635886 + 0.015562114075 / 560 = 0.000505635886 + 0.000027789489 = 0.000533425375
+    #   (a + b/B_L) * d_L / d_S = 0.000533425375 * 1.105263158 = 0.000589575415
+    #   minus a                              = 0.000083939529
+    #   B_S = b / that = 0.015562114075 / 0.000083939529 = 185.40  ->  185
+    assert small_batch(LinearTimeModel(A32, B32), 560, D, N, 1.05, 11875) == 185
+    # the balance Eq. 5 then holds up to the rounding of B_S:
+    #   small: (a + b/185) * 11875 = (0.000505635886 + 0.000084119536) * 11875 = 7.00335 s
+    #   large: 1.05 * (a + b/560) * 12500 = 1.05 * 0.000533425375 * 12500 = 7.00121 s
+    assert (A32 + B32 / 185) * 11875 == pytest.approx(7.00335, abs=1e-4)
+    assert 1.05 * (A32 + B32 / 560) * 12500 == pytest.approx(7.00121, abs=1e-4)
 
 
 def test_eq8_compsac_truncates():
+    # COMPSAC (paper Table 2 setting): a = 0.00056607, b = 0.014041204118, B_L = 500, k = 1.05, n_S = 1, int():
+    #   d_L = int(1.05 * 50000 / 4) = 13125;  d_S = int(50000 - 3 * 13125) = 10625
+    #   a + b/500 = 0.00056607 + 0.000028082408 = 0.000594152408
+    #   * 13125 / 10625 (= 1.235294118)       = 0.000733952975
+    #   minus a                               = 0.000167882975
+    #   B_S = 0.014041204118 / 0.000167882975  = 83.637  ->  int() 83, where round() would give 84
     m = LinearTimeModel(0.00056607, 0.014041204118283607)
-    split = data_split(D, N, 1, 1.05, "floor")
-    exact = m.b / ((m.a + m.b / 500) * 1.05 * D / N / split.data_small - m.a)
-    assert small_batch(m, 500, D, N, 1.05, split.data_small, "floor") == int(exact)
+    assert data_split(D, N, 1, 1.05, "floor") == data_split(D, N, 1, 1.05, "round")  # both 13125 / 10625
+    assert data_split(D, N, 1, 1.05, "floor").data_small == 10625
+    assert small_batch(m, 500, D, N, 1.05, 10625, "floor") == 83
+    assert small_batch(m, 500, D, N, 1.05, 10625, "round") == 84
+    # k = 1.1, n_S = 1 (Table 3's first row, f = 0.636): d_S = 8750
+    #   0.000594152408 * 13750 / 8750 (= 1.571428571) = 0.000933668070;  minus a = 0.000367598070
+    #   B_S = 0.014041204118 / 0.000367598070 = 38.197  ->  38
+    assert small_batch(m, 500, D, N, 1.1, 8750, "floor") == 38
 
 
 def test_table_model_solve_agrees_with_closed_form():

@@ -123,7 +123,31 @@ class PadCropAugment(Augment):
         return _sample(x, self.theta(x.shape[0], x.shape[-1], generator, x.device), resolution, "zeros")
 
 
-AUGMENTS = {"paper": PaperAugment, "padcrop": PadCropAugment, "none": NoAugment}
+class ShiftAugment(Augment):
+    """The COMPSAC code's ``ImageDataGenerator(width_shift_range=0.1, height_shift_range=0.1, horizontal_flip=True)``:
+    per image a horizontal and a vertical shift each uniform in ±``shift`` of the image size, continuous (not whole
+    pixels; bilinear interpolation), pixels from outside filled with the nearest edge pixel (Keras
+    ``fill_mode='nearest'``), and a horizontal flip with probability ``flip``; then resized to r (one
+    ``grid_sample``)."""
+
+    name = "shift"
+
+    def __init__(self, shift: float = 0.1, flip: float = 0.5):
+        self.shift, self.flip = shift, flip
+
+    def theta(self, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """(B, 2, 3): flip and a shift of (2u - 1)*``shift`` of the size per axis (normalised coordinates span 2)."""
+        u = _uniform(batch, 3, generator, device)
+        sign = torch.where(u[:, 0] < self.flip, -1.0, 1.0)
+        offset = (2 * u[:, 1:] - 1) * self.shift * 2
+        one, zero = torch.ones_like(sign), torch.zeros_like(sign)
+        return torch.stack([torch.stack([sign, zero, offset[:, 0]], 1), torch.stack([zero, one, offset[:, 1]], 1)], 1)
+
+    def __call__(self, x, resolution, generator):
+        return _sample(x, self.theta(x.shape[0], generator, x.device), resolution, "border")
+
+
+AUGMENTS = {"paper": PaperAugment, "shift": ShiftAugment, "padcrop": PadCropAugment, "none": NoAugment}
 
 
 def make_augment(name: str) -> Augment:

@@ -72,11 +72,13 @@ class Pipeline:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def train_batches(self, indices: torch.Tensor, batch_size: int, resolution: int,
-                      generator: torch.Generator) -> Iterator[Batch]:
+                      generator: torch.Generator, partial_last: bool = False) -> Iterator[Batch]:
         """``len(indices) // batch_size`` batches (drop_last) of training images in the given index order:
-        augmented and resized to ``resolution`` (randomness only from ``generator``), normalised, on the device."""
+        augmented and resized to ``resolution`` (randomness only from ``generator``), normalised, on the device.
+        ``partial_last``: also the remaining ``len(indices) % batch_size`` images as a last, smaller batch."""
         indices = torch.as_tensor(indices, dtype=torch.long).flatten()
-        indices = indices[: len(indices) // batch_size * batch_size]
+        if not partial_last:
+            indices = indices[: len(indices) // batch_size * batch_size]
         for x, y in self._raw_batches(self.source.train, indices, batch_size, resolution):
             yield self.normalise(self.augment(x, resolution, generator)), y
 

@@ -47,7 +47,8 @@ class RunContext:
 
     def new_evaluator(self, model: torch.nn.Module, pipeline: Pipeline) -> Evaluator:
         train = self.cfg.train
-        return Evaluator(model, pipeline, self.device, train.eval_batch_size, train.amp, train.channels_last)
+        return Evaluator(model, pipeline, self.device, train.eval_batch_size, train.amp, self.cfg.optim.kernel_l2,
+                         train.channels_last)
 
     def new_worker(self, rank: int, pipeline: Pipeline) -> Worker:
         cfg = self.cfg
@@ -56,4 +57,4 @@ class RunContext:
         size = len(self.source.train)
         shard = shards(self.plan, size, cfg.seed)[rank] if cfg.train.sampling == "shard" else None
         return Worker(rank, self.plan, trainer, pipeline, size, cfg.seed, cfg.train.sampling,
-                      cfg.optim.reset_on_phase_change, shard)
+                      cfg.optim.momentum_reset, shard)

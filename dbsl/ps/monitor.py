@@ -2,6 +2,7 @@
 best/final tracking, progress (a bar on a terminal, one log line per epoch) and the sinks (e.g. W&B)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
@@ -14,7 +15,7 @@ from tqdm import tqdm
 from ..data import Pipeline
 from ..plan import Phase, Plan
 from ..record import RunRecord
-from ..train import EvalStats, TrainStats, channels_last_for, evaluate
+from ..train import EvalStats, TrainStats, channels_last_for, evaluate, kernel_l2_penalty
 
 log = logging.getLogger("dbsl")
 
@@ -26,11 +27,13 @@ class Sink(Protocol):
 
 
 class Evaluator:
-    """Tests a global model on the full test set at the current phase's resolution."""
+    """Tests a global model on the full test set at the current phase's resolution; with ``kernel_l2`` the result
+    also carries the model's L2 term, which Keras's evaluate adds to the test loss the paper reports."""
 
     def __init__(self, model: torch.nn.Module, pipeline: Pipeline, device: torch.device, batch_size: int,
-                 amp: bool = False, channels_last: bool = True):
+                 amp: bool = False, kernel_l2: float = 0.0, channels_last: bool = True):
         self.model, self.pipeline, self.device, self.batch_size, self.amp = model, pipeline, device, batch_size, amp
+        self.kernel_l2 = kernel_l2
         self.channels_last = channels_last_for(model, channels_last, device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -39,8 +42,9 @@ class Evaluator:
     def __call__(self, state: dict, resolution: int) -> EvalStats:
         for name, tensor in self.model.state_dict().items():
             tensor.copy_(state[name])
-        return evaluate(self.model, self.pipeline.test_batches(resolution, self.batch_size), self.device, self.amp,
-                        self.channels_last)
+        stats = evaluate(self.model, self.pipeline.test_batches(resolution, self.batch_size), self.device, self.amp,
+                         self.channels_last)
+        return dataclasses.replace(stats, l2=kernel_l2_penalty(self.model, self.kernel_l2))
 
 
 class Monitor:
@@ -89,9 +93,10 @@ class Monitor:
                "seconds": stats.seconds, "cpu_seconds": stats.cpu_seconds, "measured_time": measured}
         if test is not None:
             self.eval_time += test.seconds
-            row.update(test_loss=test.loss, test_top1=test.top1, test_top5=test.top5)
+            row.update(test_loss=test.loss, test_top1=test.top1, test_top5=test.top5, test_loss_l2=test.loss + test.l2)
             point = {"commit": commit, "epoch": row["epoch"], "test_loss": test.loss, "test_top1": test.top1,
-                     "test_top5": test.top5, "modelled_time": modelled_time, "wall_time": row["wall_time"]}
+                     "test_top5": test.top5, "test_loss_l2": row["test_loss_l2"], "modelled_time": modelled_time,
+                     "wall_time": row["wall_time"]}
             self.last_eval = self.final = point
             if self.best is None or test.top1 > self.best["test_top1"]:
                 self.best = point

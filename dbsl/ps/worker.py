@@ -1,7 +1,9 @@
 """A worker: pull the global model, train one mini-epoch at its phase's batch size and resolution, push.
 
-As in the authors' code, the optimizer (momentum) persists across mini-epochs within a phase although every pull
-overwrites the weights, and is reset at a phase change (Keras re-compiles at LR/stage changes).
+As in the authors' journal code, the optimizer (momentum) persists across mini-epochs within a phase although every
+pull overwrites the weights, and is reset at a phase change (Keras re-compiles at LR/stage changes):
+``momentum_reset='phase'``. The COMPSAC code compiles a new SGD before every mini-epoch (``'mini_epoch'``);
+``'never'`` keeps it for the whole run.
 All randomness of a mini-epoch (sampling, augmentation, dropout) is derived from (seed, rank, local round), so
 a run is repeatable whatever the order in which workers train, and a resumed run continues bit for bit.
 """
@@ -56,12 +58,12 @@ def shards(plan: Plan, dataset_size: int, seed: int) -> Dict[int, torch.Tensor]:
 
 class Worker:
     def __init__(self, rank: int, plan: Plan, trainer: LocalTrainer, pipeline: Pipeline, dataset_size: int,
-                 seed: int, sampling: str = "random_subset", reset_on_phase_change: bool = True,
+                 seed: int, sampling: str = "random_subset", momentum_reset: str = "phase",
                  shard: torch.Tensor | None = None):
         self.rank, self.plan, self.trainer, self.pipeline = rank, plan, trainer, pipeline
         self.model = trainer.model
         self.dataset_size, self.seed, self.sampling = dataset_size, seed, sampling
-        self.reset_on_phase_change = reset_on_phase_change
+        self.momentum_reset = momentum_reset
         self.shard = shard
         self.local_round = 0
         self.phase: Phase | None = None
@@ -73,23 +75,27 @@ class Worker:
 
     @torch.no_grad()
     def pull(self, state: State, phase: Phase, lr: float) -> None:
-        """Copy the global model into this worker's model in place (the optimizer keeps its momentum buffers)."""
+        """Copy the global model into this worker's model in place; the optimizer keeps its momentum buffers unless
+        ``momentum_reset`` says this pull starts a new one (every pull, or a phase change)."""
         for name, tensor in self.model.state_dict().items():
             tensor.copy_(state[name])
-        if self.phase is None or phase.index != self.phase.index:
+        first = self.phase is None
+        changed = first or phase.index != self.phase.index
+        if changed:
             self.model.set_dropout(phase.dropout)
-            if self.phase is not None and self.reset_on_phase_change:
-                self.trainer.reset_optimizer()
+        if self.momentum_reset == "mini_epoch" or (self.momentum_reset == "phase" and changed and not first):
+            self.trainer.reset_optimizer()
         self.phase, self.lr = phase, lr
 
     def train_mini_epoch(self) -> TrainStats:
         phase = self.phase
-        batch, steps = self.plan.batch_size(self.rank, phase), self.plan.steps(self.rank, phase)
+        batch, samples = self.plan.batch_size(self.rank, phase), self.plan.samples(self.rank, phase)
         seed = derive_seed(self.seed, self.rank, self.local_round)
         generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(derive_seed(seed, "dropout"))
-        indices = mini_epoch_indices(self.sampling, generator, self.dataset_size, steps * batch, self.shard)
-        stats = self.trainer.train(self.pipeline.train_batches(indices, batch, phase.resolution, generator), self.lr)
+        indices = mini_epoch_indices(self.sampling, generator, self.dataset_size, samples, self.shard)
+        stats = self.trainer.train(self.pipeline.train_batches(indices, batch, phase.resolution, generator,
+                                                               partial_last=True), self.lr)
         self.local_round += 1
         return stats
 
@@ -99,7 +105,8 @@ class Worker:
     def state_dict(self) -> dict:
         return {"model": {k: v.clone() for k, v in self.model.state_dict().items()},
                 "optimizer": self.trainer.optimizer_state(), "local_round": self.local_round,
-                "phase": None if self.phase is None else self.phase.index, "lr": self.lr}
+                "phase": None if self.phase is None else self.phase.index, "lr": self.lr,
+                "scaler": None if self.trainer.scaler is None else self.trainer.scaler.state_dict()}  # AMP loss scale
 
     @torch.no_grad()
     def load_state_dict(self, data: dict) -> None:
@@ -109,3 +116,5 @@ class Worker:
         if self.phase is not None:
             self.model.set_dropout(self.phase.dropout)
         self.trainer.load_optimizer_state(data["optimizer"])
+        if data.get("scaler") and self.trainer.scaler is not None:  # checkpoints before the loss scale have none
+            self.trainer.scaler.load_state_dict(data["scaler"])

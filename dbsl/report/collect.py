@@ -34,6 +34,11 @@ METRICS = {
     "wall_time_s": (None, "wall_time", 1.0),
     "measured_time_s": (None, "measured_time", 1.0),  # the measured clock (newer records only; NaN before)
 }
+# ... and the paper-comparable test loss (cross-entropy plus the L2 term, as Keras's evaluate): NaN in older records
+OPTIONAL_METRICS = {
+    "best_loss_l2": ("best", "test_loss_l2", 1.0),
+    "final_loss_l2": ("final", "test_loss_l2", 1.0),
+}
 REQUIRED = ("scheme", "dataset", "num_small", "best", "final", "modelled_time", "wall_time")
 
 
@@ -149,6 +154,9 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
     for column, (sec, key, scale) in METRICS.items():
         value = (summary[sec] if sec else summary).get(key)
         row[column] = float(value) * scale if isinstance(value, (int, float)) else math.nan
+    for column, (sec, key, scale) in OPTIONAL_METRICS.items():
+        value = summary[sec].get(key) if isinstance(summary.get(sec), dict) else None
+        row[column] = float(value) * scale if isinstance(value, (int, float)) else math.nan
     row["included"] = True
     return row, config
 
@@ -172,7 +180,7 @@ def load_runs(roots: Sequence[Path | str]) -> RunSet:
             configs[str(run_dir)] = config
         rows.append(row)
     runs = pd.DataFrame(rows)
-    for column in METRICS:
+    for column in (*METRICS, *OPTIONAL_METRICS):
         if column not in runs:
             runs[column] = math.nan
     return RunSet(runs=runs, configs=configs, roots=[Path(r) for r in roots])
@@ -215,7 +223,7 @@ def group_runs(runset: RunSet) -> pd.DataFrame:
     groups["seeds"] = grouped["seed"].agg(lambda s: ",".join(str(int(v)) if float(v).is_integer() else str(v)
                                                              for v in sorted(s)))
     groups["run_dirs"] = grouped["run_dir"].agg(list)
-    for column in METRICS:
+    for column in (*METRICS, *OPTIONAL_METRICS):
         groups[f"{column}_mean"] = grouped[column].mean()
         groups[f"{column}_std"] = grouped[column].std()  # sample s.d. (ddof 1); NaN for a single run
     groups["experiment"] = groups["name"].astype(str) + " / " + groups["dataset"].astype(str)
