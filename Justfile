@@ -58,3 +58,7 @@ bench *ARGS:
 # upload offline W&B runs found under the run records (just sync --dry-run lists them)
 sync *ARGS:
     {{py}} -m dbsl.sinks.sync "$@"
+
+# the W&B workspace of a sweep group: writes its spec offline; --save creates it (just dashboard smoke --save)
+dashboard GROUP *ARGS:
+    {{py}} -m dbsl.sinks.dashboard "$@"
