@@ -47,6 +47,10 @@ report *ARGS:
 tune *ARGS:
     {{py}} -m dbsl.tune "$@"
 
+# watch a tuning study live: optuna-dashboard on results/tune/STUDY/journal.log at 127.0.0.1 (--port 0: a free one)
+tune-dashboard STUDY *ARGS:
+    {{py}} -m dbsl.tune_dashboard "$@"
+
 # measure this machine's time model: just calibrate model=resnet18_narrow dataset=fashion_mnist --quick
 calibrate *ARGS:
     {{py}} -m dbsl.calibrate "$@"
