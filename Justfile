@@ -14,9 +14,10 @@ setup:
     {{py}} -m pip install -q --upgrade pip
     {{py}} -m pip install -q -e '.[dev]'
 
-# Fashion-MNIST, the real data the CPU presets train on (Debian package; needs root)
-data:
-    test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
+# Fashion-MNIST, the real data the CPU presets train on (Debian package dataset-fashion-mnist): root installs it,
+# anyone else gets the same package's files in ~/.cache/dbsl/fashion-mnist (apt-get download + dpkg -x)
+data *ARGS:
+    python3 dbsl/data/fashion_mnist.py "$@"
 
 # the main job: a demo sweep of the four schemes on Fashion-MNIST, then its report
 demo: setup data
