@@ -112,5 +112,6 @@ def test_without_apt_it_prints_the_one_command_that_works(tmp_path, monkeypatch,
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no apt-get, no dpkg
     assert fashion_mnist.main(["--to", str(tmp_path / "dest")]) == 1
     err = capsys.readouterr().err
-    assert "cannot run apt-get" in err and "The one command that works: sudo apt-get install dataset-fashion-mnist" in err
+    assert "cannot run apt-get" in err
+    assert "The one command that works: sudo apt-get install dataset-fashion-mnist" in err
     assert not any((tmp_path / "dest").iterdir())  # no half-fetched files

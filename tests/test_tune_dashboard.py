@@ -67,3 +67,25 @@ def test_unknown_study_names_the_journal_and_the_known_studies(tmp_path, capsys)
     assert dashboard(["s", "--results-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"no study journal {tmp_path / 'tune' / 's' / 'journal.log'}" in err and "other" in err
+
+
+def test_a_busy_port_and_a_missing_study_are_one_line_each(tmp_path, capsys):
+    import socket
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    (tmp_path / "tune" / "s").mkdir(parents=True)
+    journal = tmp_path / "tune" / "s" / "journal.log"
+    optuna.create_study(study_name="other", storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert dashboard(["s", "--results-dir", str(tmp_path)]) == 2
+    assert f"{journal} holds no study named 's'" in capsys.readouterr().err
+    optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(journal))))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert dashboard(["s", "--results-dir", str(tmp_path), "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err and "\n" not in err.strip()
