@@ -14,9 +14,10 @@ setup:
     {{py}} -m pip install -q --upgrade pip
     {{py}} -m pip install -q -e '.[dev]'
 
-# Fashion-MNIST, the real data the CPU presets train on (Debian package; needs root)
-data:
-    test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
+# Fashion-MNIST, the real data the CPU presets train on (Debian package dataset-fashion-mnist): root installs it,
+# anyone else gets the same package's files in ~/.cache/dbsl/fashion-mnist (apt-get download + dpkg -x)
+data *ARGS:
+    python3 dbsl/data/fashion_mnist.py "$@"
 
 # the main job: a demo sweep of the four schemes on Fashion-MNIST, then its report
 demo: setup data
@@ -47,6 +48,10 @@ report *ARGS:
 tune *ARGS:
     {{py}} -m dbsl.tune "$@"
 
+# watch a tuning study live: optuna-dashboard on results/tune/STUDY/journal.log at 127.0.0.1 (--port 0: a free one)
+tune-dashboard STUDY *ARGS:
+    {{py}} -m dbsl.tune_dashboard "$@"
+
 # measure this machine's time model: just calibrate model=resnet18_narrow dataset=fashion_mnist --quick
 calibrate *ARGS:
     {{py}} -m dbsl.calibrate "$@"
@@ -62,3 +67,7 @@ bench *ARGS:
 # upload offline W&B runs found under the run records (just sync --dry-run lists them)
 sync *ARGS:
     {{py}} -m dbsl.sinks.sync "$@"
+
+# the W&B workspace of a sweep group: writes its spec offline; --save creates it (just dashboard smoke --save)
+dashboard GROUP *ARGS:
+    {{py}} -m dbsl.sinks.dashboard "$@"

@@ -163,6 +163,8 @@ class Tuner:
         accuracy, seconds = summary["best"]["test_top1"], summary["modelled_time"]
         trial.set_user_attr("modelled_time", seconds)
         trial.set_user_attr("final_test_top1", summary["final"]["test_top1"])
+        trial.set_user_attr("best_test_top1", accuracy)  # the run's key metrics, beside its run_dir (the dashboard)
+        trial.set_user_attr("wall_time", summary["wall_time"])
         if self.budget is not None:  # Optuna's samplers treat a positive constraint value as infeasible
             trial.set_constraint(BUDGET_CONSTRAINT, seconds - self.budget)
         return accuracy if self.spec.objective == "accuracy" else (accuracy, seconds)

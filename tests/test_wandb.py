@@ -96,6 +96,31 @@ def test_offline_run_writes_a_wandb_run_beside_the_record(compose, tmp_path, mon
     assert final["status"] == '"completed"'
     assert float(final["best/test_top1"]) == summary["best"]["test_top1"]
 
+    # define_metric: the commit is every series' x axis, epoch and the two clocks are alternative x axes, the
+    # best top-1 (max) and the lowest test loss (min) are the summary
+    metrics = {m.name or m.glob_name: m for m in (r.metric for r in records if r.WhichOneof("record_type") ==
+                                                   "metric")}
+    assert {"commit", "epoch", "modelled_time", "wall_time", "test_top1", "test_loss", "worker/*"} <= set(metrics)
+    for name in ("epoch", "modelled_time", "wall_time", "test_top1", "test_loss", "worker/*", "*"):
+        assert metrics[name].step_metric == "commit", name
+    assert metrics["test_top1"].summary.max and metrics["test_loss"].summary.min
+    assert json.loads(final["test_top1"]) == {"max": max(float(r["test_top1"]) for r in rows if r["test_top1"])}
+    assert json.loads(final["test_loss"]) == {"min": min(float(r["test_loss"]) for r in rows if r["test_loss"])}
+    full = [h for h in history]  # every row carries its x axes
+    assert all({"commit", "epoch", "modelled_time", "wall_time"} <= set(h) for h in full)
+    assert [float(h["modelled_time"]) for h in full] == [float(r["modelled_time"]) for r in rows]
+
+    # per-worker series: the pushing worker's batch size under worker/<rank>/, and its own compute seconds, which
+    # add up over the workers to the run's compute time (the rows' running total)
+    for h, r in zip(full, rows):
+        assert h[f"worker/{r['worker']}/batch_size"] == r["batch_size"]
+        assert not any(k.startswith("worker/") and not k.startswith(f"worker/{r['worker']}/") for k in h)
+    last = {}
+    for h, r in zip(full, rows):
+        last[r["worker"]] = float(h[f"worker/{r['worker']}/compute_time"])
+    assert sorted(last) == ["1", "2", "3", "4"]
+    assert sum(last.values()) == pytest.approx(float(rows[-1]["compute_time"]), rel=1e-9)
+
     # `just sync` finds it, and without an API key stops with a message instead of prompting
     assert sync.pending_runs([tmp_path]) == [offline]
     assert sync.main([str(tmp_path)]) == 1

@@ -13,15 +13,17 @@ import torch
 from torchvision import datasets
 from torchvision.datasets.utils import download_and_extract_archive
 
+from . import fashion_mnist
 from .base import DataError, DataSource, FolderImageSet, ImageSet, TensorImageSet, channel_stats
 from .synthetic import make_synthetic
 
 if TYPE_CHECKING:
     from dbsl.config import DatasetConfig
 
-# Debian package ``dataset-fashion-mnist``; the environment variable overrides it (tests point it elsewhere).
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-FASHION_MNIST_ENV = "DBSL_FASHION_MNIST_DIR"
+# Debian package ``dataset-fashion-mnist`` (installed by root, or fetched by `just data` into the user's cache); the
+# environment variable overrides both (tests point it elsewhere). See dbsl.data.fashion_mnist.
+FASHION_MNIST_DIR = fashion_mnist.SYSTEM_DIR
+FASHION_MNIST_ENV = fashion_mnist.ENV
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -34,8 +36,10 @@ def _labels_ok(labels: torch.Tensor, classes: int) -> bool:
 
 # ------------------------------------------------------------------------------------------------ Fashion-MNIST
 def fashion_mnist_dir() -> str:
-    """Where the gzipped IDX files of the Debian package live (``$DBSL_FASHION_MNIST_DIR`` if set)."""
-    return os.environ.get(FASHION_MNIST_ENV, FASHION_MNIST_DIR)
+    """Where the gzipped IDX files of the Debian package are (``$DBSL_FASHION_MNIST_DIR`` if set, else the first
+    folder with the package's files, checked; else the system folder)."""
+    folder, _ = fashion_mnist.locate()
+    return str(folder) if folder is not None else os.environ.get(FASHION_MNIST_ENV, FASHION_MNIST_DIR)
 
 
 def _gunzip(source: str, target: str) -> None:
@@ -54,18 +58,23 @@ def _gunzip(source: str, target: str) -> None:
 
 def _fashion_mnist(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet, list[str]]:
     raw = os.path.join(cfg.root, "FashionMNIST", "raw")
-    debian = fashion_mnist_dir()
     missing = [name for name in FASHION_MNIST_FILES if not os.path.isfile(os.path.join(raw, name))]
-    if missing and all(os.path.isfile(os.path.join(debian, f"{name}.gz")) for name in missing):
+    debian, problem = fashion_mnist.locate([f"{name}.gz" for name in missing]) if missing else (None, None)
+    if debian is not None:
         os.makedirs(raw, exist_ok=True)
         for name in missing:  # torchvision reads only uncompressed files in <root>/FashionMNIST/raw
             _gunzip(os.path.join(debian, f"{name}.gz"), os.path.join(raw, name))
         missing = []
+    if problem and not cfg.download:
+        raise DataError(f"Fashion-MNIST: {problem}; fetch it again with `just data` (as root: `apt-get install "
+                        f"--reinstall dataset-fashion-mnist`)")
     if missing and not cfg.download:
         raise DataError(
-            f"Fashion-MNIST not found: {', '.join(missing)} missing in {raw} and no gzipped IDX files in {debian}. "
-            f"Install them with `apt-get install dataset-fashion-mnist` (or set ${FASHION_MNIST_ENV} to their "
-            f"folder), put the unzipped IDX files into {raw} (see dataset.root), or set dataset.download=true.")
+            f"Fashion-MNIST not found: {', '.join(missing)} missing in {raw} and no gzipped IDX files in "
+            f"{fashion_mnist.searched()}. Get them with `just data` (as root it runs `apt-get install "
+            f"dataset-fashion-mnist`; without root it fetches the package into {fashion_mnist.user_dir()}), set "
+            f"${FASHION_MNIST_ENV} to their folder, put the unzipped IDX files into {raw} (see dataset.root), or set "
+            f"dataset.download=true.")
     if missing:
         try:
             datasets.FashionMNIST(cfg.root, train=True, download=True)

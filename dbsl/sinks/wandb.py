@@ -3,6 +3,13 @@
 Grouping: group = ``logger.group``, else the sweep's name in a multirun; job_type = the scheme; tags = the run's
 overrides plus ``logger.tags``. The W&B files go to ``<run dir>/wandb/``.
 
+What is logged (``define_metric``): every commit's row with ``commit`` as the default x axis (W&B's ``_step`` is the
+commit too); ``epoch``, ``modelled_time`` and ``wall_time`` are logged in every row, so any of them can be the x axis;
+``test_top1``/``test_top5`` are summarised by their maximum (the best, as the paper's tables) and ``test_loss`` by
+its minimum. Per worker, under ``worker/<rank>/``: the pushing worker's own series (``WORKER_SERIES``) and its
+cumulative compute seconds; the distributed executor's summary adds each worker's compute, communication,
+evaluation and waiting seconds (``worker/<rank>/<kind>_time``), which the simulated executor does not measure.
+
 Mode (``logger.mode``): ``auto`` follows ``$WANDB_MODE`` if set, else runs online when an API key is found
 (``$WANDB_API_KEY`` or ~/.netrc) and offline otherwise. Without a key it never goes online, so it never prompts;
 an online start that fails (no network) falls back to offline after ``INIT_TIMEOUT`` seconds. Offline runs are
@@ -23,12 +30,24 @@ from omegaconf import OmegaConf
 
 from ..callbacks import identity_overrides
 from ..config import Config
+from ..record import read_metric_rows
 
 log = logging.getLogger("dbsl")
 
 INIT_TIMEOUT = 30.0  # seconds an online start may take before falling back to offline
 COPY_PREFIX = "dbsl-"  # record files attached to the W&B run are renamed dbsl-<name>
 MAX_TAG = 64  # W&B's tag length limit
+STEP_METRIC = "commit"  # the x axis of every series unless a chart picks another
+X_AXES = ("epoch", "modelled_time", "wall_time")  # also in every row: alternative x axes
+SUMMARIES = {"test_top1": "max", "test_top5": "max", "test_loss": "min"}  # the best over the run, not the last
+WORKER_PREFIX = "worker"
+WORKER_SERIES = ("train_loss", "train_acc", "batch_size", "lr", "resolution", "samples", "modelled_time")
+WORKER_TIMES = ("compute", "communication", "evaluation", "waiting")  # the distributed executor's breakdown
+
+
+def worker_key(rank, name: str) -> str:
+    """The W&B key of a per-worker series: worker/<rank>/<name>."""
+    return f"{WORKER_PREFIX}/{rank}/{name}"
 
 
 def has_api_key() -> bool:
@@ -80,6 +99,8 @@ class WandbSink:
         self.run_dir = Path(cfg.output_dir)
         self.mode = resolve_mode(cfg.logger.mode)
         self.run = None
+        self.worker_compute: dict[int, float] = {}  # per-worker compute seconds so far
+        self.last_compute = 0.0
         if self.mode == "disabled":
             return
         import wandb
@@ -104,7 +125,27 @@ class WandbSink:
                             "; trying offline" if attempt != "offline" else "; continuing without W&B")
                 if attempt == "offline":
                     break
+        self._call("define_metric", self._define_metrics)
         self._save("config.yaml", "plan.json")
+        metrics = self.run_dir / "metrics.csv"  # a resumed run: the rows its checkpoint kept
+        for row in read_metric_rows(metrics) if metrics.exists() else []:
+            self._count_compute(int(row["worker"]), float(row["compute_time"]))
+
+    @staticmethod
+    def _define_metrics(run) -> None:
+        run.define_metric(STEP_METRIC)
+        for name in X_AXES:
+            run.define_metric(name, step_metric=STEP_METRIC)
+        for name, summary in SUMMARIES.items():
+            run.define_metric(name, step_metric=STEP_METRIC, summary=summary)
+        run.define_metric(f"{WORKER_PREFIX}/*", step_metric=STEP_METRIC)
+        run.define_metric("*", step_metric=STEP_METRIC)
+
+    def _count_compute(self, rank: int, total: float) -> float:
+        """Add the commit's compute seconds (the row's running total minus the previous one) to its worker's."""
+        self.worker_compute[rank] = self.worker_compute.get(rank, 0.0) + total - self.last_compute
+        self.last_compute = total
+        return self.worker_compute[rank]
 
     def _call(self, what: str, action) -> None:
         """Run ``action(run)`` unless W&B is off; on error, log it and drop W&B for the rest of the run."""
@@ -128,7 +169,13 @@ class WandbSink:
                            lambda run: shutil.copy2(self.run_dir / name, Path(run.dir) / f"{COPY_PREFIX}{name}"))
 
     def log_commit(self, row: dict) -> None:
-        metrics = {k: v for k, v in row.items() if v is not None and k != "commit"}
+        if self.run is None:
+            return
+        metrics = {k: v for k, v in row.items() if v is not None}
+        if row.get("worker") is not None:
+            rank = int(row["worker"])
+            metrics.update({worker_key(rank, k): row[k] for k in WORKER_SERIES if row.get(k) is not None})
+            metrics[worker_key(rank, "compute_time")] = self._count_compute(rank, float(row["compute_time"]))
         self._call("log", lambda run: run.log(metrics, step=int(row["commit"])))
 
     def log_summary(self, summary: dict) -> None:
@@ -137,6 +184,8 @@ class WandbSink:
         for which in ("best", "final"):
             for key, value in (summary.get(which) or {}).items():
                 flat[f"{which}/{key}"] = value
+        for rank, times in (summary.get("workers") or {}).items():  # the distributed executor's breakdown
+            flat.update({worker_key(rank, f"{kind}_time"): times.get(kind) for kind in WORKER_TIMES})
         if summary.get("error"):
             flat["error"] = summary["error"]
         self._call("summary", lambda run: run.summary.update({k: v for k, v in flat.items() if v is not None}))
