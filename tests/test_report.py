@@ -41,10 +41,11 @@ def built(tmp_path_factory):
                 overrides = FAST + [f"scheme={scheme}", f"seed={seed}"]
                 cfg = compose_config(overrides + [f"output_dir='{root}/sweeps/s/scheme={scheme},seed={seed}'"])
                 completed[scheme, seed] = Path(execute(cfg, overrides)["run_dir"])
-        # a run that raised: it resumes from a checkpoint that lacks the simulation's state
+        # a run that raised: it resumes from a checkpoint that lacks the simulation's state (taken before commit 0,
+        # so that metrics.csv need hold no rows)
         failed = root / "runs" / "failed"
         RunRecord(failed).write_summary({"status": "running"})
-        RunRecord(failed).save_checkpoint({"executor": "simulated", "commit": 3})
+        RunRecord(failed).save_checkpoint({"executor": "simulated", "commit": -1})
         cfg = compose_config(FAST + ["scheme=hybrid", "seed=2", f"output_dir={failed}"])
         with pytest.raises(KeyError):
             execute(cfg, ["scheme=hybrid", "seed=2"])
