@@ -93,6 +93,7 @@ class DatasetConfig:
     std: Optional[List[float]] = None
     num_train: int = 0  # 0: all; else a fixed random subset (seeded)
     num_test: int = 0
+    skip_bad_images: bool = False  # imagenet: train without the images that cannot be decoded (default: an error)
     # synthetic only
     num_classes: int = 10
     channels: int = 3
