@@ -60,10 +60,6 @@ def set_debug(debug: bool) -> None:
     _debug = debug
 
 
-def debugging() -> bool:
-    return _debug
-
-
 def _hydra_user_errors() -> tuple:
     from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
     from omegaconf.errors import OmegaConfBaseException
@@ -74,11 +70,15 @@ def _hydra_user_errors() -> tuple:
 def user_error(err: BaseException) -> BaseException | None:
     """The user error behind ``err`` (itself, or the cause of an error Hydra or OmegaConf wrapped it in), or None
     when ``err`` is an internal error."""
+    from omegaconf.errors import OmegaConfBaseException
+
     seen, depth = err, 0
-    while seen is not None and depth < 10:  # e.g. a resolver's UserError inside InterpolationResolutionError
+    while seen is not None and depth < 10:
         if isinstance(seen, (UserError, Diverged)):
             return seen
-        seen, depth = seen.__cause__ or seen.__context__, depth + 1
+        # OmegaConf hides the cause (e.g. a resolver's UserError) as the context of its own error
+        seen = seen.__cause__ or (seen.__context__ if isinstance(seen, OmegaConfBaseException) else None)
+        depth += 1
     return err if isinstance(err, _hydra_user_errors()) else None
 
 

@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 from .callbacks import identity_overrides
 from .compose import compose_config, dirname_resolver
 from .config import Config, ConfigError
-from .errors import ArgumentParser
+from .errors import ArgumentParser, Diverged
 from .plan import Plan, build_plan, dataset_size
 from .record import write_atomic
 from .timemodel import extra_time_ratio_for, profile_from_config
@@ -274,10 +274,13 @@ def optimize(tuner: Tuner, study: optuna.Study, trials: int) -> None:
             trial.set_user_attr("pruned", str(err))
             study.tell(trial, state=TrialState.PRUNED)
             log.info("trial %d pruned: %s", trial.number, err)
-        except Exception as err:  # noqa: BLE001 - record it and go on; the run's record says failed
+        except Exception as err:  # noqa: BLE001 - record it and go on; the run's record says failed (or diverged)
             trial.set_user_attr("error", f"{type(err).__name__}: {err}")
             study.tell(trial, state=TrialState.FAIL)
-            log.exception("trial %d failed", trial.number)
+            if isinstance(err, Diverged):  # the trial's settings, not a bug
+                log.warning("trial %d failed: %s", trial.number, err)
+            else:
+                log.exception("trial %d failed", trial.number)
 
 
 # ------------------------------------------------------------------------------------------------------ outputs

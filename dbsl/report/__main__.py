@@ -1,7 +1,6 @@
 """python -m dbsl.report [RESULTS_DIR ...] [--out reports/NAME] [--no-figures] [--notes FILE.md] [--force]"""
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import List
 
