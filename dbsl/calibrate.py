@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from .calibration.outputs import batch_time_rows, fit_rows, memory_rows, plot_fi
 from .calibration.profile import check_name, hardware_config, write_profile
 from .calibration.validation import plan_mini_epochs, validate_mini_epochs
 from .config import Config, ConfigError
+from .errors import ArgumentParser
 from .timemodel import profile_from_config
 
 GIB = 2**30
@@ -72,6 +72,10 @@ class Settings:
     def check(self) -> "Settings":
         if not self.resolutions or any(r < 4 for r in self.resolutions):
             raise ConfigError(f"--resolutions={self.resolutions}: give resolutions >= 4 px, e.g. --resolutions 20,28")
+        twice = sorted({r for r in self.resolutions if self.resolutions.count(r) > 1})
+        if twice:
+            raise ConfigError(f"--resolutions={','.join(map(str, self.resolutions))}: "
+                              f"{', '.join(map(str, twice))} px given more than once; give each resolution once")
         if self.batch_sizes is not None and (len(set(self.batch_sizes)) < 3 or min(self.batch_sizes) < 1):
             raise ConfigError(f"--batch-sizes={self.batch_sizes}: give at least 3 different positive batch sizes")
         if self.max_batch is not None and self.max_batch < 4:
@@ -244,14 +248,18 @@ def machine_load(device) -> str:
 
 def _int_list(text: str) -> List[int]:
     try:
-        return [int(x) for x in text.replace(" ", "").split(",") if x]
+        values = [int(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 16,20,24,28")
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} is empty: give a comma-separated list, e.g. 16,20,24,28, or leave "
+                                         "the option out")
+    return values
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dbsl.calibrate", description=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m dbsl.calibrate", description=__doc__.split("\n\n")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", help="Hydra overrides as for python -m dbsl.run, e.g. model=resnet18_narrow")
     p.add_argument("--quick", action="store_true", help="fewer batch sizes and repeats, short mini-epochs (~1 min)")
     p.add_argument("--name", help="profile name (default: <device>_w<width>_<dataset>)")
@@ -271,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-validate", action="store_true", help="skip the Table-4 check of whole mini-epochs")
     p.add_argument("--validate-steps", type=int, help="at most this many batches per checked mini-epoch (0: all)")
     p.add_argument("--validate-repeats", type=int, help="timed repeats per checked mini-epoch (default 3, quick 1)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error in the input")
     return p
 
 
@@ -291,47 +300,49 @@ def settings_from_args(args: argparse.Namespace, cfg: Config, cuda: bool) -> Set
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Bad input (options, overrides, data, an unusable results_dir): one error line, exit status 2."""
+    from .errors import cli_main
+
+    return cli_main(_main, argv, "nothing was written for the profile; run the command again")
+
+
+def _main(argv: List[str]) -> int:
     import torch
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
     from rich.console import Console
 
     from .calibration.bench import TrainingBench
     from .compose import compose_config
-    from .data import DataError, load_dataset
+    from .data import load_dataset
+    from .paths import check_output_dir
     from .train import resolve_device
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     console = Console(stderr=True, highlight=False)
 
     def say(text: str) -> None:
         console.print(text, markup=False, soft_wrap=True)
 
-    try:
-        cfg = compose_config(args.overrides)
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        device = resolve_device(cfg.device)
-        settings = settings_from_args(args, cfg, device.type == "cuda")
-        name = check_name(args.name or f"{device.type}_w{cfg.model.width}_{cfg.dataset.name}")
-        say(f"calibrating {name} on {device} ({torch.get_num_threads()} threads): resolutions "
-            f"{settings.resolutions}, {'quick' if args.quick else 'full'} mode")
-        busy = machine_load(device) if args.clock == "wall" else None  # CPU seconds do not see the others
-        if busy:
-            say(f"warning: {busy}")
-        if args.clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
-            raise ConfigError("--clock cpu: CPU seconds measure a run's time only on the CPU with one thread; "
-                              "add train.threads=1 (and device=cpu)")
-        source = load_dataset(cfg.dataset, cfg.seed)
-        bench = TrainingBench(cfg, source, device)
-        clock = time.process_time if args.clock == "cpu" else time.perf_counter
-        result = run_calibration(cfg, settings, name, bench, len(source.train), clock=clock, report=say,
-                                 command=" ".join(["python -m dbsl.calibrate"] + argv),
-                                 threads=torch.get_num_threads())
-    except (ConfigError, DataError, HydraException, OmegaConfBaseException) as err:
-        say(f"error: {err}")
-        return 2
+    cfg = compose_config(args.overrides)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.device)
+    settings = settings_from_args(args, cfg, device.type == "cuda")
+    name = check_name(args.name or f"{device.type}_w{cfg.model.width}_{cfg.dataset.name}")
+    for folder in (Path(cfg.results_dir) / "conf" / "hardware", Path(cfg.results_dir) / "calibration" / name):
+        check_output_dir(folder, "results_dir")
+    if args.clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
+        raise ConfigError("--clock cpu: CPU seconds measure a run's time only on the CPU with one thread; "
+                          "add train.threads=1 (and device=cpu)")
+    say(f"calibrating {name} on {device} ({torch.get_num_threads()} threads): resolutions "
+        f"{settings.resolutions}, {'quick' if args.quick else 'full'} mode")
+    busy = machine_load(device) if args.clock == "wall" else None  # CPU seconds do not see the others
+    if busy:
+        say(f"warning: {busy}")
+    source = load_dataset(cfg.dataset, cfg.seed)
+    bench = TrainingBench(cfg, source, device)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    result = run_calibration(cfg, settings, name, bench, len(source.train), clock=clock, report=say,
+                             command=" ".join(["python -m dbsl.calibrate"] + argv), threads=torch.get_num_threads())
     if Path(cfg.results_dir).resolve() != (Path.cwd() / "results").resolve():
         say(f"note: Hydra looks for profiles in ./results/conf; from elsewhere add "
             f"'hydra.searchpath=[file://{Path(cfg.results_dir).resolve() / 'conf'}]' to find hardware={result.name}")

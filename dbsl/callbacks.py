@@ -1,7 +1,7 @@
 """Multirun bookkeeping: each job's outcome, and the sweep summary a Hydra callback writes at the end.
 
 Hydra's basic sweeper stops reporting at the first failed job, so ``dbsl.run`` never lets a job's exception reach
-it in a multirun: each job writes its outcome (completed / skipped / failed / cancelled) to
+it in a multirun: each job writes its outcome (completed / skipped / failed / cancelled / diverged) to
 ``<sweep dir>/.jobs/<job number>.json`` (atomically; jobs may run in other processes under the joblib or submitit
 launcher). :class:`SweepSummary` clears those files when a multirun starts and, when it ends, merges them into
 ``<sweep dir>/sweep_summary.json`` (one entry per run directory, the latest outcome wins), prints the table and
@@ -26,7 +26,7 @@ log = logging.getLogger("dbsl")
 
 JOBS_DIR = ".jobs"
 SUMMARY_FILE = "sweep_summary.json"
-OUTCOMES = ("completed", "skipped", "failed", "cancelled")
+OUTCOMES = ("completed", "skipped", "failed", "cancelled", "diverged")
 
 LAST_SWEEP: dict | None = None  # counts of the last multirun in this process (set by SweepSummary)
 
@@ -74,7 +74,7 @@ def read_job_outcomes(sweep_dir: Path | str) -> list[dict]:
 
 
 def any_job_failed(sweep_dir: Path | str) -> bool:
-    return any(o["status"] == "failed" for o in read_job_outcomes(sweep_dir))
+    return any(o["status"] in ("failed", "diverged") for o in read_job_outcomes(sweep_dir))
 
 
 def read_sweep_summary(sweep_dir: Path | str) -> dict:
@@ -119,7 +119,8 @@ def print_outcomes(title: str, outcomes: list[dict]) -> dict:
     table = Table(title=title)
     for column in ("status", "run", "best top-1", "final top-1", "modelled s", "error"):
         table.add_column(column, overflow="fold")
-    styles = {"completed": "green", "skipped": "cyan", "failed": "bold red", "cancelled": "yellow"}
+    styles = {"completed": "green", "skipped": "cyan", "failed": "bold red", "cancelled": "yellow",
+              "diverged": "bold magenta"}
     for o, label in zip(outcomes, run_labels(outcomes)):
         table.add_row(f"[{styles[o['status']]}]{o['status']}[/]", label, _fmt(o["best_test_top1"]),
                       _fmt(o["final_test_top1"]), _fmt(o["modelled_time"], ".1f"), (o.get("error") or "")[:160])
@@ -161,11 +162,11 @@ class SweepSummary(Callback):
                                                   "overrides": list(config.hydra.overrides.task), **counts})
         print_outcomes(f"sweep {config.get('sweep_name', sweep_dir.name)}: {sweep_dir}", outcomes)
         LAST_SWEEP = {"sweep_dir": str(sweep_dir), **counts}
-        if counts["failed"]:
-            log.error("%d of %d runs failed (errors in the table above and in %s)", counts["failed"], len(outcomes),
-                      sweep_dir / SUMMARY_FILE)
+        if counts["failed"] or counts["diverged"]:
+            log.error("%d of %d runs failed or diverged (errors in the table above and in %s)",
+                      counts["failed"] + counts["diverged"], len(outcomes), sweep_dir / SUMMARY_FILE)
 
 
 def sweep_exit_code() -> int:
-    """1 when the last multirun of this process had a failed run, else 0."""
-    return 1 if LAST_SWEEP and LAST_SWEEP.get("failed") else 0
+    """1 when the last multirun of this process had a failed or diverged run, else 0."""
+    return 1 if LAST_SWEEP and (LAST_SWEEP.get("failed") or LAST_SWEEP.get("diverged")) else 0

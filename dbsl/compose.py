@@ -1,6 +1,7 @@
 """Compose a validated config outside a Hydra app (the plan CLI, tuning, tests) from the same config tree."""
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 from hydra import compose, initialize_config_module
@@ -24,6 +25,10 @@ def register_all() -> None:
     register()
     if not OmegaConf.has_resolver("dbsl_dirname"):
         OmegaConf.register_new_resolver("dbsl_dirname", dirname_resolver)
+    if not OmegaConf.has_resolver("dbsl_output_dir"):
+        from .paths import results_subdir
+
+        OmegaConf.register_new_resolver("dbsl_output_dir", results_subdir)
 
 
 def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> Config:
@@ -33,6 +38,8 @@ def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> Conf
     if not any(o.split("=")[0].lstrip("+") == "output_dir" for o in overrides):
         overrides.append("output_dir=results/runs/compose")
     GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="dbsl.conf", version_base="1.3"):
+    with initialize_config_module(config_module="dbsl.conf", version_base="1.3"), warnings.catch_warnings():
+        # results/conf (calibrated hardware profiles) is on the search path but need not exist
+        warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath.*is not available")
         cfg = compose(config_name="config", overrides=overrides)
     return to_config(cfg) if validate else OmegaConf.to_object(cfg)

@@ -16,8 +16,10 @@ from typing import List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from .errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A configuration value that cannot work; the message names the key and the fix."""
 
 
@@ -101,6 +103,7 @@ class DatasetConfig:
     std: Optional[List[float]] = None
     num_train: int = 0  # 0: all; else a fixed random subset (seeded)
     num_test: int = 0
+    skip_bad_images: bool = False  # imagenet: train without the images that cannot be decoded (default: an error)
     # synthetic only
     num_classes: int = 10
     channels: int = 3
@@ -308,6 +311,9 @@ def validate(cfg: Config) -> Config:
     _require(cfg.executor.jitter >= 0, "executor.jitter", cfg.executor.jitter, "must be >= 0")
     _require(cfg.executor.timeout > 0, "executor.timeout", cfg.executor.timeout, "must be > 0 seconds")
     _require(cfg.checkpoint_every >= 0, "checkpoint_every", cfg.checkpoint_every, "must be >= 0")
+    for key in ("results_dir", "output_dir"):
+        _require(bool(getattr(cfg, key).strip()), key, getattr(cfg, key),
+                 "empty (an unset shell variable?); give a folder, e.g. results_dir=results")
     return cfg
 
 

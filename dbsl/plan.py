@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import List, Tuple
 
-from .config import Config, ConfigError
+from .config import Config
 from .timemodel import (BudgetError, HardwareProfile, data_split, profile_from_config, small_batch,
                         update_factor)
 
@@ -203,28 +203,44 @@ def plan_table(plan: Plan) -> "rich.table.Table":  # noqa: F821
     return table
 
 
-def main(argv: List[str] | None = None) -> int:
-    """python -m dbsl.plan [--json] [hydra overrides ...]"""
+PLAN_USAGE = """usage: python -m dbsl.plan [--json] [--debug] [OVERRIDE ...]
+
+Print the plan of the run that `python -m dbsl.run OVERRIDE ...` would make: its phases (epochs, commits, LR,
+resolution, dropout, B_L, B_S, steps and modelled mini-epoch times), the data split d_L / d_S and the update factor
+f, without training. OVERRIDEs are the run's Hydra overrides, e.g. experiment=paper_cifar100 scheme=hybrid
+dbsl.num_small=3.
+
+  --json    the plan as JSON
+  --debug   show the traceback of an error in the input
+"""
+
+
+def _main(args: List[str]) -> int:
     import sys
 
     from rich.console import Console
 
     from .compose import compose_config
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:
+        print(PLAN_USAGE, end="")
+        return 0
     as_json = "--json" in args
     overrides = [a for a in args if a != "--json"]
-    try:
-        cfg = compose_config(overrides)
-        plan = build_plan(cfg, dataset_size(cfg))
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = compose_config(overrides)
+    plan = build_plan(cfg, dataset_size(cfg))
     if as_json:
         print(json.dumps(plan.to_dict(), indent=2))
     else:
         Console(width=None if sys.stdout.isatty() else 160).print(plan_table(plan))
     return 0
+
+
+def main(argv: List[str] | None = None) -> int:
+    """python -m dbsl.plan [--json] [--debug] [hydra overrides ...]; bad input: one error line, exit status 2."""
+    from .errors import cli_main
+
+    return cli_main(_main, argv, "nothing was written")
 
 
 if __name__ == "__main__":

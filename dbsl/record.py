@@ -5,16 +5,20 @@ One directory per run::
     config.yaml    the resolved config
     plan.json      the plan (phases, batch sizes, data amounts, update factors)
     metrics.csv    one row per commit; the test columns are filled where the merged model was evaluated
-    summary.json   status (running / completed / failed), best and final metrics, times, seed, versions, git commit
+    summary.json   status (running / completed / failed / diverged), best and final metrics, times, seed, versions,
+                   git commit (always valid JSON: a NaN or infinite number is written as null)
     checkpoint.pt  the latest checkpoint (resume)
 
 summary.json and checkpoint.pt are replaced atomically (write a temporary file, fsync, rename), so a killed run never
-leaves a file that looks complete; metrics.csv is append-only and cut back to the checkpoint on resume.
+leaves a file that looks complete; metrics.csv is append-only and cut back to the checkpoint on resume, which
+needs every row up to the checkpoint (:meth:`RunRecord.rows_until`). A damaged file is a :class:`RecordError` that
+names it and the way out (``overwrite=true``).
 """
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import subprocess
@@ -24,6 +28,8 @@ from typing import Any, Iterable
 
 import torch
 
+from .errors import RecordError
+
 METRIC_COLUMNS = (
     "commit", "epoch", "worker", "small", "phase", "lr_stage", "resolution", "dropout", "lr", "batch_size",
     "samples", "train_loss", "train_acc", "test_loss", "test_top1", "test_top5",
@@ -31,7 +37,8 @@ METRIC_COLUMNS = (
     "modelled_time", "wall_time", "seconds", "cpu_seconds", "measured_time",
     "compute_time",  # compute_time last: a torn last line lacks it (read_metric_rows)
 )
-STATUSES = ("running", "completed", "failed")
+STATUSES = ("running", "completed", "failed", "diverged")  # diverged: a NaN or infinite loss ended the run
+START_AGAIN = "run the same command with overwrite=true to start this run again from commit 0"
 
 
 def write_atomic(path: Path | str, data: bytes | str) -> None:
@@ -110,21 +117,39 @@ class RunRecord:
     def write_summary(self, summary: dict) -> None:
         if summary.get("status") not in STATUSES:
             raise ValueError(f"summary status must be one of {STATUSES}")
-        write_atomic(self.summary_path, json.dumps(summary, indent=2, default=_json_default) + "\n")
+        write_atomic(self.summary_path, to_json(summary))
 
     def write_json(self, name: str, data: Any) -> None:
-        write_atomic(self.dir / name, json.dumps(data, indent=2, default=_json_default) + "\n")
+        write_atomic(self.dir / name, to_json(data))
 
     def write_text(self, name: str, text: str) -> None:
         write_atomic(self.dir / name, text)
 
     # -- metrics -------------------------------------------------------------------------------------------
+    def rows_until(self, commit: int) -> list[dict]:
+        """The rows of commits 0..``commit`` (a resume from the checkpoint at ``commit`` keeps them); a
+        :class:`RecordError` when any is missing or repeated, since resuming would leave a gap in the record."""
+        try:
+            rows = [r for r in read_metric_rows(self.metrics_path) if int(r["commit"]) <= commit]
+        except FileNotFoundError:
+            rows = []
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise RecordError(f"{self.metrics_path}: unreadable ({type(err).__name__}: {err}); {START_AGAIN}") \
+                from err
+        have = [int(r["commit"]) for r in rows]
+        if have != list(range(commit + 1)):
+            missing = sorted(set(range(commit + 1)) - set(have))
+            problem = f"rows of commits {commit_ranges(missing)} are missing" if missing else \
+                "its rows are repeated or out of order"
+            raise RecordError(f"{self.metrics_path}: the checkpoint is at commit {commit}, but {problem} (the file was "
+                              "cut or edited), so resuming would leave a gap in the record; restore the file, or "
+                              f"{START_AGAIN}")
+        return rows
+
     def open_metrics(self, keep_until_commit: int | None = None) -> None:
-        """Open metrics.csv for appending; on resume keep only the rows up to ``keep_until_commit``."""
+        """Open metrics.csv for appending; on resume keep only the rows up to ``keep_until_commit`` (all of them)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        rows = []
-        if keep_until_commit is not None and self.metrics_path.exists():
-            rows = [r for r in read_metric_rows(self.metrics_path) if int(r["commit"]) <= keep_until_commit]
+        rows = [] if keep_until_commit is None else self.rows_until(keep_until_commit)
         write_atomic(self.metrics_path, _csv_text(rows))
         self._metrics_fh = open(self.metrics_path, "a", newline="")
         self._writer = csv.DictWriter(self._metrics_fh, fieldnames=METRIC_COLUMNS, extrasaction="ignore",
@@ -153,7 +178,14 @@ class RunRecord:
     def load_checkpoint(self) -> dict | None:
         if not self.checkpoint_path.exists():
             return None
-        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        except Exception as err:  # noqa: BLE001 - unpickling a damaged file raises many types
+            raise RecordError(f"{self.checkpoint_path}: damaged, cannot resume from it ({type(err).__name__}: "
+                              f"{_first_line(err)}); {START_AGAIN} (resume=false does too)") from err
+        if not isinstance(state, dict) or not isinstance(state.get("commit"), int):
+            raise RecordError(f"{self.checkpoint_path}: not a dbsl checkpoint (no commit); {START_AGAIN}")
+        return state
 
 
 def _cell(value):
@@ -177,12 +209,39 @@ def _csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _json_default(obj):
-    if hasattr(obj, "item"):
-        return obj.item()
+def finite_json(obj):
+    """``obj`` with NaN and infinite numbers as None, tensors and numpy scalars as numbers, paths as text."""
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def to_json(data: Any) -> str:
+    """Strict JSON (no bare NaN, which JSON does not have): non-finite numbers become null."""
+    return json.dumps(finite_json(data), indent=2, allow_nan=False) + "\n"
+
+
+def commit_ranges(commits: list[int]) -> str:
+    """[3, 4, 5, 9] -> '3-5, 9'."""
+    parts, start = [], None
+    for i, c in enumerate(commits):
+        start = c if start is None else start
+        if i + 1 == len(commits) or commits[i + 1] != c + 1:
+            parts.append(str(c) if c == start else f"{start}-{c}")
+            start = None
+    return ", ".join(parts)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:200]
 
 
 def read_metric_rows(path: Path | str) -> list[dict]:
@@ -193,11 +252,19 @@ def read_metric_rows(path: Path | str) -> list[dict]:
 
 
 def read_summary(run_dir: Path | str) -> dict | None:
+    """The run's summary.json (None when there is none); a :class:`RecordError` when it is damaged."""
     path = Path(run_dir) / "summary.json"
     if not path.exists():
         return None
-    with open(path) as fh:
-        return json.load(fh)
+    try:
+        with open(path) as fh:
+            summary = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RecordError(f"{path}: damaged, not valid JSON ({type(err).__name__}: {_first_line(err)}); "
+                          f"{START_AGAIN}") from err
+    if not isinstance(summary, dict) or summary.get("status") not in STATUSES:
+        raise RecordError(f"{path}: not a run summary (no status among {', '.join(STATUSES)}); {START_AGAIN}")
+    return summary
 
 
 def find_runs(root: Path | str) -> list[Path]:

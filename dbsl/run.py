@@ -3,11 +3,17 @@
 In a multirun a failing run never stops the sweep (unless ``fail_fast=true``): its summary.json says failed, the
 job's outcome is recorded (dbsl.callbacks), the other runs go on, and the sweep ends with a summary table and exit
 status 1. With ``fail_fast=true`` the jobs not yet started when a run fails are cancelled.
+
+Bad input (an unknown preset or key, a value out of range, a missing dataset, a damaged record, an unusable
+``results_dir``) ends the command with one ``error:`` line and exit status 2, without a traceback (``--debug`` or
+``HYDRA_FULL_ERROR=1`` shows it); a diverged run with one line and status 1; Ctrl-C with one line.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import traceback
 import warnings
 
@@ -20,12 +26,15 @@ from omegaconf import DictConfig, OmegaConf
 from .callbacks import any_job_failed, job_outcome, sweep_exit_code, torchrun_worker_rank, write_job_outcome
 from .compose import register_all
 from .config import to_config
+from .errors import Diverged, debug_requested, one_line, reported, set_debug, user_error
 from .runner import cpu_threads_per_process, execute
 
 log = logging.getLogger("dbsl")
 register_all()
 # results/conf (calibrated hardware profiles) is on the search path but need not exist yet
 warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath.*is not available")
+INTERRUPTED = "run the same command again to resume from the last checkpoint"
+_from_cli = False  # started by cli(): errors are reported as one line (a test may call main() itself)
 
 
 def task_overrides() -> list[str]:
@@ -57,8 +66,13 @@ def sweep_job(dcfg: DictConfig) -> dict:
             summary = execute(to_config(dcfg), overrides)
             outcome = job_outcome("skipped" if summary.get("skipped") else "completed", run_dir, overrides, summary)
         except Exception as err:  # noqa: BLE001 - the sweep goes on; runner.execute has marked the record failed
-            log.error("run %s failed:\n%s", run_dir, traceback.format_exc(limit=20))
-            outcome = job_outcome("failed", run_dir, overrides, error=f"{type(err).__name__}: {err}")
+            known = user_error(err)
+            if known is None:
+                log.error("run %s failed:\n%s", run_dir, traceback.format_exc(limit=20))
+            else:  # bad input or a diverged run: the message says it all
+                log.error("run %s failed: %s", run_dir, one_line(known))
+            status = "diverged" if isinstance(known, Diverged) else "failed"
+            outcome = job_outcome(status, run_dir, overrides, error=f"{type(err).__name__}: {err}")
     if not torchrun_worker_rank():  # under torchrun the server (rank 0) reports the run, ranks 1..n serve it
         write_job_outcome(hc.sweep.dir, hc.job.num, outcome)
     return outcome
@@ -68,12 +82,29 @@ def sweep_job(dcfg: DictConfig) -> dict:
 def main(dcfg: DictConfig) -> dict:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return sweep_job(dcfg)
-    return execute(to_config(dcfg), task_overrides())
+    # inside the job: Hydra's job runner would print its own line and a traceback for an error escaping it
+    with reported(INTERRUPTED) if _from_cli else contextlib.nullcontext():
+        return execute(to_config(dcfg), task_overrides())
 
 
 def cli() -> None:
-    """The console entry point: like main(), but a multirun with a failed run exits with status 1."""
-    main()
+    """The console entry point: like main(), but a multirun with a failed run exits with status 1, and errors are
+    reported as one line (status 2 for bad input)."""
+    global _from_cli
+    debug, sys.argv[1:] = debug_requested(sys.argv[1:])
+    set_debug(debug)
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its composition errors instead of printing them
+    _from_cli = True
+    try:
+        with reported(INTERRUPTED):
+            main()
+    finally:
+        _from_cli = False
+        if before is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
     raise SystemExit(sweep_exit_code())
 
 

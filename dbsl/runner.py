@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from .config import Config
 from .data import load_dataset
+from .errors import Diverged
 from .plan import build_plan
 from .ps.context import RunContext
 from .ps.monitor import Monitor, measured_clock_source
@@ -73,13 +74,17 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
         if (served := serve_if_worker(cfg)) is not None:
             return served
     record = RunRecord(cfg.output_dir)
-    previous = record.read_summary()
-    if previous and previous.get("status") == "completed" and not cfg.overwrite:
+    previous = None if cfg.overwrite else record.read_summary()  # a damaged summary.json stops here (RecordError)
+    if previous and previous.get("status") == "completed":
         log.info("%s: already completed, skipped (overwrite=true runs it again)", record.dir)
         return {**previous, "skipped": True}
     checkpoint = None
-    if previous and cfg.resume and not cfg.overwrite:
-        checkpoint = record.load_checkpoint()
+    if previous and cfg.resume:
+        checkpoint = record.load_checkpoint()  # a damaged checkpoint stops here (RecordError)
+        if checkpoint is not None and checkpoint.get("executor") != cfg.executor.name:
+            checkpoint = None  # another executor's state: the run starts again
+        if checkpoint is not None:
+            record.rows_until(checkpoint["commit"])  # ... and so does a metrics.csv with rows missing
     elif cfg.overwrite:
         record.checkpoint_path.unlink(missing_ok=True)
     pin_cpu_isa(cfg.train.cpu_isa)
@@ -88,8 +93,6 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
     device = resolve_device(cfg.device)
     source = load_dataset(cfg.dataset, cfg.seed)  # a missing or corrupt dataset fails here, before any training
     plan = build_plan(cfg, len(source.train))  # an impossible budget fails here
-    if checkpoint is not None and checkpoint.get("executor") != cfg.executor.name:
-        checkpoint = None
     record.write_text("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     record.write_json("plan.json", plan.to_dict())
     summary = run_summary(cfg, plan, overrides, device)
@@ -109,7 +112,12 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
         status = "completed"
     except BaseException as err:
         summary["error"] = f"{type(err).__name__}: {err}"
-        summary["traceback"] = traceback.format_exc(limit=20)
+        if isinstance(err, Diverged):
+            status = "diverged"
+        elif isinstance(err, KeyboardInterrupt):
+            summary["error"] = "interrupted (Ctrl-C); the same command resumes the run from its last checkpoint"
+        else:
+            summary["traceback"] = traceback.format_exc(limit=20)
         raise
     finally:
         monitor.close()

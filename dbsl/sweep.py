@@ -9,7 +9,8 @@ A preset lists one or more grids, each a line of Hydra overrides with comma-sepa
 Each grid runs as one ``python -m dbsl.run -m sweep_name=NAME <grid> <overrides>`` (the overrides given here win
 over the grid's, key by key), so every run lands in ``${results_dir}/sweeps/NAME/<its overrides>``: re-running a
 sweep skips completed runs and resumes interrupted ones. At the end the runs of all grids are tabulated; the exit
-status is 1 when any run failed. ``--list`` shows the presets, ``--dry-run`` the commands and runs without running.
+status is 1 when any run failed, 2 when the overrides are bad (an unknown preset or key: no run starts).
+``--list`` shows the presets, ``--dry-run`` the commands and runs without running.
 """
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ from typing import List, Sequence
 import yaml
 
 from .callbacks import override_key, print_outcomes, read_sweep_summary
+from .errors import ArgumentParser, UserError
 
 PRESET_KEYS = {"description", "grids"}
 
 
-class PresetError(ValueError):
+class PresetError(UserError):
     """A sweep preset that is missing or malformed; the message says which file and what to fix."""
 
 
@@ -109,6 +111,8 @@ def run_preset(preset: Preset, extra: Sequence[str], dry_run: bool = False) -> i
         if dry_run:
             continue
         code = subprocess.call(command)
+        if code == 2:  # bad input for the whole grid (its one-line error is printed): the other grids share it
+            return 2
         if code:
             status = 1
             if fail_fast:
@@ -118,17 +122,24 @@ def run_preset(preset: Preset, extra: Sequence[str], dry_run: bool = False) -> i
     folder = sweep_dir(preset, extra)
     runs = [r for r in read_sweep_summary(folder)["runs"].values() if r.get("updated", 0) >= started]
     counts = print_outcomes(f"sweep {preset.name} (all grids): {folder}", runs)
-    return 1 if status or counts["failed"] else 0
+    return 1 if status or counts["failed"] or counts["diverged"] else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dbsl.sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .errors import cli_main
+
+    return cli_main(_main, argv, "run the same command again: completed runs are skipped, interrupted ones resume")
+
+
+def _main(argv: Sequence[str]) -> int:
+    parser = ArgumentParser(prog="python -m dbsl.sweep", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", nargs="?", help="a preset in sweeps/ (see --list) or a path to a preset YAML")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. seed=0,1,2 "
                         "hydra/launcher=local_parallel fail_fast=true results_dir=/data/results")
     parser.add_argument("--list", action="store_true", help="list the presets")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and run counts only")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error in the input")
     args = parser.parse_intermixed_args(argv)
     if args.list or not args.name:
         if not args.list:
@@ -136,12 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, path in list_presets().items():
             print(f"{name:16s} {load_preset(str(path)).description}")
         return 0 if args.list else 2
-    try:
-        preset = load_preset(args.name)
-    except PresetError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return run_preset(preset, args.overrides, args.dry_run)
+    return run_preset(load_preset(args.name), args.overrides, args.dry_run)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ history.png, importances.png, and pareto.png (two objectives) or intermediate.pn
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
-import sys
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +34,7 @@ from optuna.trial import TrialState
 from .callbacks import identity_overrides
 from .compose import compose_config, dirname_resolver
 from .config import Config, ConfigError
+from .errors import ArgumentParser, Diverged
 from .plan import Plan, build_plan, dataset_size
 from .record import write_atomic
 from .timemodel import extra_time_ratio_for, profile_from_config
@@ -112,6 +113,30 @@ def suggest(trial: optuna.Trial, spec: TuneSpec, base: Config) -> List[str]:
     return overrides + [f"dbsl.extra_time_ratio={k!r}"]
 
 
+def fastest_plan(spec: TuneSpec, base: Config) -> tuple[Optional[float], List[str]]:
+    """The smallest planned time over the corners of the search space, and the overrides that give it."""
+    sizes = range(spec.num_small[0], spec.num_small[1] + 1) if "num_small" in spec.params else [base.dbsl.num_small]
+    best: tuple[Optional[float], List[str]] = (None, [])
+    for num_small in sizes:
+        if num_small == 0 or not {"extra_time_ratio", "batch_ratio"} & set(spec.params):
+            ks = [base.dbsl.extra_time_ratio]
+        elif "extra_time_ratio" in spec.params:
+            ks = list(spec.extra_time_ratio[:2])
+        else:
+            ks = [batch_ratio_to_k(base, ratio, num_small) for ratio in spec.batch_ratio[:2]]
+        for k in ks:
+            cfg = dataclasses.replace(base, dbsl=dataclasses.replace(base.dbsl, num_small=num_small,
+                                                                     extra_time_ratio=k))
+            try:
+                seconds = planned_time(build_plan(cfg, dataset_size(cfg)), cfg.ps.sync)
+            except ConfigError:
+                continue
+            if best[0] is None or seconds < best[0]:
+                best = (seconds, [f"dbsl.num_small={num_small}"] + ([f"dbsl.extra_time_ratio={k:g}"] if num_small
+                                                                     else []))
+    return best
+
+
 # ----------------------------------------------------------------------------------------------------- a trial
 def quote(value) -> str:
     """A Hydra override value that may hold '=', ',' or brackets (a run directory's name)."""
@@ -131,6 +156,25 @@ class Tuner:
             return None
         cfg = compose_config(self.spec.overrides + ["dbsl.num_small=0"])
         return self.spec.budget_ratio * planned_time(build_plan(cfg, dataset_size(cfg)), cfg.ps.sync)
+
+    def check_budget(self) -> None:
+        """A budget must admit at least one configuration of the search space (checked at the fastest corners:
+        every n_S with k, or B_S/B_L, at both ends of its range); a ConfigError saying how far to raise it."""
+        if self.budget is None:
+            return
+        fastest, where = fastest_plan(self.spec, self.base)
+        if fastest is not None and fastest <= self.budget * (1 + PLAN_TOLERANCE):
+            return
+        option = f"--budget={self.spec.budget:g}" if self.spec.budget is not None else \
+            f"--budget-ratio={self.spec.budget_ratio:g}"
+        if fastest is None:
+            raise ConfigError(f"{option}: no configuration of the search space has a plan; widen --num-small or "
+                              "--extra-time-ratio / --batch-ratio")
+        need = f"--budget {fastest:.4g}" if self.spec.budget is not None else \
+            f"--budget-ratio {fastest / self.budget * self.spec.budget_ratio:.3g}"
+        raise ConfigError(f"{option}: the budget of {self.budget:.4g} modelled seconds admits no configuration: the "
+                          f"fastest plan of the search space ({' '.join(where)}) takes {fastest:.4g} s; raise it to "
+                          f"at least {need}, or search other values")
 
     def run_dir(self, trial_overrides: Sequence[str]) -> Path:
         return self.dir / "runs" / dirname_resolver(",".join(sorted(trial_overrides)))
@@ -232,10 +276,13 @@ def optimize(tuner: Tuner, study: optuna.Study, trials: int) -> None:
             trial.set_user_attr("pruned", str(err))
             study.tell(trial, state=TrialState.PRUNED)
             log.info("trial %d pruned: %s", trial.number, err)
-        except Exception as err:  # noqa: BLE001 - record it and go on; the run's record says failed
+        except Exception as err:  # noqa: BLE001 - record it and go on; the run's record says failed (or diverged)
             trial.set_user_attr("error", f"{type(err).__name__}: {err}")
             study.tell(trial, state=TrialState.FAIL)
-            log.exception("trial %d failed", trial.number)
+            if isinstance(err, Diverged):  # the trial's settings, not a bug
+                log.warning("trial %d failed: %s", trial.number, err)
+            else:
+                log.exception("trial %d failed", trial.number)
 
 
 # ------------------------------------------------------------------------------------------------------ outputs
@@ -329,8 +376,8 @@ def parse_range(text: str, kind=float) -> tuple:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dbsl.tune", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m dbsl.tune", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", help="Hydra overrides of the tuned config (experiment=..., scheme=...)")
     p.add_argument("--study", help="study name (default: <experiment name>_<scheme>)")
     p.add_argument("--trials", type=int, default=20, help="finished trials wanted in the study in total (20)")
@@ -346,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pruner", choices=("median", "none"), default="median", help="(one objective only)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--storage", help="an Optuna storage URL instead of the journal file (e.g. sqlite:///x.db)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error in the input")
     return p
 
 
@@ -359,6 +407,11 @@ def spec_from_args(args: argparse.Namespace, base: Config) -> TuneSpec:
     if not base.scheme.dual_batch:
         raise ConfigError(f"scheme={base.scheme.name}: the small-batch ratio only matters with dual batches; "
                           "tune scheme=dbsl or scheme=hybrid")
+    if args.trials < 1:
+        raise ConfigError(f"--trials={args.trials}: must be >= 1 (the finished trials wanted in the study)")
+    for option, value in (("--budget", args.budget), ("--budget-ratio", args.budget_ratio)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{option}={value:g}: must be > 0 (modelled seconds, or a multiple of the n_S=0 plan's)")
     n = base.ps.num_workers
     spec = TuneSpec(overrides=list(args.overrides), params=params, objective=args.objective,
                     num_small=args.num_small or (0, n), budget=args.budget, budget_ratio=args.budget_ratio)
@@ -381,18 +434,25 @@ def _with_step(values: tuple, step: float) -> tuple:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Bad input (options, overrides, an impossible budget, an unusable results_dir): one error line, status 2."""
+    from .errors import cli_main
+
+    return cli_main(_main, argv, "the same command continues the study (an interrupted trial runs again first)")
+
+
+def _main(argv: Sequence[str]) -> int:
+    from .paths import check_output_dir
+
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = build_parser().parse_intermixed_args(argv)
-    try:
-        base = compose_config(args.overrides)
-        spec = spec_from_args(args, base)
-        name = args.study or f"{base.name}_{base.scheme.name}"
-        tuner = Tuner(spec, name, base)
-        study = open_study(spec, name, tuner.dir, args.storage, args.seed, args.pruner)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    base = compose_config(args.overrides)
+    spec = spec_from_args(args, base)
+    name = args.study or f"{base.name}_{base.scheme.name}"
+    tuner = Tuner(spec, name, base)
+    tuner.check_budget()
+    check_output_dir(tuner.dir, "results_dir")
+    study = open_study(spec, name, tuner.dir, args.storage, args.seed, args.pruner)
     if tuner.budget is not None:
         log.info("modelled-time budget: %.4g s", tuner.budget)
     retry_interrupted(study)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+os.environ.setdefault("DBSL_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"dbsl-test-cache-{os.getpid()}"))
 
 
 @pytest.fixture

@@ -209,3 +209,4 @@ def test_torchrun_multirun_is_reported_once_by_the_server(tmp_path):
         assert run["status"] == record["status"] == "completed" and record["executor"] == "distributed"
         assert run["best_test_top1"] == record["best"]["test_top1"]  # the server's outcome, not a worker's
     assert (done.stdout + done.stderr).count("sweep tr: ") == 1  # one table, from rank 0
+    assert "pipe closed" not in done.stderr and "eof (this error" not in done.stderr  # a quiet normal shutdown

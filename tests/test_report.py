@@ -41,10 +41,11 @@ def built(tmp_path_factory):
                 overrides = FAST + [f"scheme={scheme}", f"seed={seed}"]
                 cfg = compose_config(overrides + [f"output_dir='{root}/sweeps/s/scheme={scheme},seed={seed}'"])
                 completed[scheme, seed] = Path(execute(cfg, overrides)["run_dir"])
-        # a run that raised: it resumes from a checkpoint that lacks the simulation's state
+        # a run that raised: it resumes from a checkpoint that lacks the simulation's state (taken before commit 0,
+        # so that metrics.csv need hold no rows)
         failed = root / "runs" / "failed"
         RunRecord(failed).write_summary({"status": "running"})
-        RunRecord(failed).save_checkpoint({"executor": "simulated", "commit": 3})
+        RunRecord(failed).save_checkpoint({"executor": "simulated", "commit": -1})
         cfg = compose_config(FAST + ["scheme=hybrid", "seed=2", f"output_dir={failed}"])
         with pytest.raises(KeyError):
             execute(cfg, ["scheme=hybrid", "seed=2"])
@@ -80,7 +81,9 @@ def built(tmp_path_factory):
         writer.writerow([16, 32, 12800, 400, 8.0, 8.2, -0.0244, "large"])
         writer.writerow([16, 9, 10620, 1180, 9.0, 8.8, 0.0227, "small"])
     out = root.parent / "report"
-    (out / "stale").mkdir(parents=True)  # a previous report's leftovers are replaced
+    (out / "stale").mkdir(parents=True)  # a previous report's leftovers (its marker lists them) are replaced
+    (out / "stale" / "old.csv").write_text("x\n")
+    (out / ".dbsl-report.json").write_text('{"files": ["stale/old.csv"]}')
     assert main([str(root), "--out", str(out)]) == 0
     return {"root": root, "out": out, "completed": completed, "failed": failed, "partial": partial}
 
@@ -270,9 +273,9 @@ def test_pages_link_tables_and_figures(built):
 
 def test_no_runs_or_no_folder_is_a_clear_message(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 1
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert "no run records (summary.json) under" in capsys.readouterr().err
-    assert main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 1
+    assert main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
     assert "nowhere: no such folder" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
@@ -343,6 +346,6 @@ def test_overview_states_the_command_that_rebuilds_the_report(built, tmp_path, c
     assert "## Reading the results\n\nFirst paragraph of the reading.\n\nSecond one,\non two lines.\n" in rebuilt
     for csv_file in sorted((built["out"] / "tables").glob("*.csv")):  # the same records give the same numbers
         assert (again / "tables" / csv_file.name).read_text() == csv_file.read_text(), csv_file.name
-    assert main([str(built["root"]), "--out", str(tmp_path / "none"), "--notes", str(tmp_path / "gone.md")]) == 1
+    assert main([str(built["root"]), "--out", str(tmp_path / "none"), "--notes", str(tmp_path / "gone.md")]) == 2
     assert f"--notes {tmp_path / 'gone.md'}: cannot read it" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()

@@ -9,8 +9,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """A dataset that cannot be loaded; the message names the path or key and the fix."""
 
 

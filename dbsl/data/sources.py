@@ -4,6 +4,7 @@ the path and the fix (``dataset.root=...``, ``dataset.download=true``, or the De
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import pickle
 import shutil
@@ -16,6 +17,9 @@ from torchvision.datasets.utils import download_and_extract_archive
 from . import fashion_mnist
 from .base import DataError, DataSource, FolderImageSet, ImageSet, TensorImageSet, channel_stats
 from .synthetic import make_synthetic
+from .verify import bad_images
+
+log = logging.getLogger("dbsl")
 
 if TYPE_CHECKING:
     from dbsl.config import DatasetConfig
@@ -200,7 +204,28 @@ def _imagenet(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet, list[str]]:
         extra = sorted(set(val.classes) ^ set(train.classes))[:5]
         raise DataError(f"{os.path.join(cfg.root, 'val')} and {os.path.join(cfg.root, 'train')} hold different "
                         f"class folders (e.g. {extra}); val/ must be sorted into the same class folders")
-    return FolderImageSet(train.samples), FolderImageSet(val.samples), list(train.classes)
+    samples = [_decodable(cfg, split, folder.samples) for split, folder in (("train", train), ("val", val))]
+    return FolderImageSet(samples[0]), FolderImageSet(samples[1]), list(train.classes)
+
+
+def _decodable(cfg: DatasetConfig, split: str, samples: list) -> list:
+    """``samples`` after checking that every image decodes: an error naming the bad files, or without them
+    (``dataset.skip_bad_images=true``)."""
+    folder = os.path.join(cfg.root, split)
+    bad = bad_images(folder, [path for path, _ in samples])
+    if not bad:
+        return samples
+    shown = "; ".join(f"{path} ({why})" for path, why in sorted(bad.items())[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    if not cfg.skip_bad_images:
+        raise DataError(f"{len(bad)} of {len(samples)} images in {folder} cannot be decoded: {shown}{more}. Replace or "
+                        "delete them, or set dataset.skip_bad_images=true to train without them")
+    log.warning("dataset.skip_bad_images: leaving out %d of %d images in %s that cannot be decoded: %s%s", len(bad),
+                len(samples), folder, shown, more)
+    kept = [s for s in samples if s[0] not in bad]
+    if not kept:
+        raise DataError(f"none of the {len(samples)} images in {folder} can be decoded: {shown}{more}")
+    return kept
 
 
 # ------------------------------------------------------------------------------------------------ entry point

@@ -34,6 +34,7 @@ STARTUP = 300.0  # seconds the processes may take to start and join (imports, CU
 
 # -- RPC entry points (run in the server process) ---------------------------------------------------------------
 _service: ParameterService | None = None
+_loud: int | None = None  # the C++ log level before the first bye quieted it for the shutdown
 
 
 def _serving() -> ParameterService:
@@ -57,7 +58,10 @@ def push(rank: int, state: Dict[str, torch.Tensor], stats: TrainStats) -> Future
 
 
 def bye(rank: int, times: dict) -> None:
+    global _loud
     _serving().bye(rank, times)
+    if _loud is None:  # the worker leaves: its pipe closing is no news (a failure is the service's to report)
+        _loud = transport.quiet()
 
 
 def fail(rank: int, message: str) -> None:
@@ -67,7 +71,7 @@ def fail(rank: int, message: str) -> None:
 # -- the executor -------------------------------------------------------------------------------------------------
 def run_distributed(ctx: RunContext, checkpoint: dict | None = None) -> None:
     """Serve one run as rank 0; on one machine spawn the n workers first (torchrun starts them otherwise)."""
-    global _service
+    global _service, _loud
     cfg, n = ctx.cfg, ctx.plan.num_workers
     ex = cfg.executor
     role = role_from_env()
@@ -105,7 +109,8 @@ def run_distributed(ctx: RunContext, checkpoint: dict | None = None) -> None:
     finally:
         if joined:
             transport.shutdown()
-        _service = None
+        transport.quiet(_loud)  # the level of before (for the next run in this process)
+        _service, _loud = None, None
         if workers is not None:
             workers.stop(grace=5.0 if service.failure is None else 2.0)  # those that said bye are gone
         ctx.monitor.extra.update(service.results())

@@ -2,7 +2,8 @@
 
 Under ``torchrun`` every process reads its :class:`Role` from the environment (RANK, WORLD_SIZE, LOCAL_RANK,
 LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT); rank 0 is the server, ranks 1..n the workers. Otherwise the Hydra job
-is the server and spawns the n workers itself (:class:`LocalWorkers`), which die with it and are always reaped.
+is the server and spawns the n workers itself (:class:`LocalWorkers`), which die with it, whatever kills it, and
+are always reaped.
 """
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import ctypes
 import logging
 import multiprocessing as mp
 import os
+import select
 import signal
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
 
@@ -53,12 +57,55 @@ def die_with_parent() -> None:
         pass
 
 
+def die_with(pid: int) -> None:
+    """Kill this process as soon as process ``pid`` (the server) has exited, from a daemon thread waiting on a pidfd
+    (polling on kernels without one)."""
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            fd = None  # gone already
+        except (AttributeError, OSError):  # no pidfd (old kernel or Python): poll
+            while _alive(pid):
+                time.sleep(0.5)
+            fd = None
+        if fd is not None:
+            select.select([fd], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="dbsl-server-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _guarded(server: int, target: Callable, *args) -> None:
+    """A worker process's entry point: die with the server (whatever kills it), then run ``target(*args)``.
+
+    The worker's parent is the fork server, not the server, and every forked worker holds the fork server's
+    'parent alive' pipe open, so without the watch a SIGKILLed server left the fork server, the resource tracker and
+    the workers waiting for each other. Ctrl-C reaches the whole process group: the server alone handles it (it
+    stops the workers)."""
+    die_with(server)
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    target(*args)
+
+
 class LocalWorkers:
     """The n worker processes of a one-machine run; worker r runs ``target(role_r, *args)``.
 
     They are forked from multiprocessing's fork server, a clean single-threaded process that imported torch and
     dbsl once (safe with CUDA, unlike a fork of the server): later runs of a sweep or a test session start their
-    workers without importing torch again. The fork server keeps the environment it was started with.
+    workers without importing torch again. The fork server keeps the environment it was started with. Each worker
+    dies with the server (:func:`_guarded`); the fork server and its resource tracker then leave too.
     """
 
     def __init__(self, target: Callable, num_workers: int, addr: str, port: int, args: Tuple = ()):
@@ -67,7 +114,8 @@ class LocalWorkers:
         self.procs: Dict[int, mp.Process] = {}
         for rank in range(1, num_workers + 1):
             role = Role(rank, num_workers + 1, rank - 1, num_workers, addr, port)
-            self.procs[rank] = ctx.Process(target=target, args=(role, *args), name=f"dbsl-worker{rank}")
+            self.procs[rank] = ctx.Process(target=_guarded, args=(os.getpid(), target, role, *args),
+                                           name=f"dbsl-worker{rank}")
 
     def start(self) -> None:
         for proc in self.procs.values():

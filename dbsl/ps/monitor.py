@@ -65,6 +65,7 @@ class Monitor:
         self.worker_clock: dict[int, float] = {}
         self.wall_offset = 0.0  # wall seconds of earlier (interrupted) attempts
         self.extra: dict = {}  # executor-specific summary fields (e.g. the distributed executor's time breakdown)
+        self.diverged: str | None = None  # why the run diverged (a NaN or infinite loss); the executors stop on it
         self.start = time.perf_counter()
         self.bar = tqdm(total=plan.total_commits, initial=start_commit, unit="commit", dynamic_ncols=True,
                         disable=not (progress and sys.stderr.isatty()), desc=plan.scheme)
@@ -101,6 +102,8 @@ class Monitor:
             if self.best is None or test.top1 > self.best["test_top1"]:
                 self.best = point
         self.record.append_metrics([row])
+        if self.diverged is None:
+            self.diverged = divergence(row)
         for sink in self.sinks:
             sink.log_commit(row)
         self.bar.update(1)
@@ -159,3 +162,13 @@ def measured_clock_source(executor: str, sync: str, device: torch.device) -> str
 
 def is_finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
+
+
+def divergence(row: dict) -> str | None:
+    """Why a commit's row shows a diverged run (a NaN or infinite train or test loss), or None."""
+    losses = {"train loss": row["train_loss"] if row.get("samples") else None, "test loss": row.get("test_loss")}
+    for name, value in losses.items():
+        if value is not None and not math.isfinite(value):
+            return (f"{name} is {value} at commit {row['commit']} (worker {row['worker']}, lr {row['lr']:g}): the "
+                    "run diverged; lower optim.lr (or warm up: optim.warmup_epochs)")
+    return None

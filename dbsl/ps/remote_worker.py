@@ -127,6 +127,7 @@ def run_worker(role: Role, cfg: Config, generation: int | None = None) -> None:
     talk = Conversation(role.rank, 2 * timeout + 10)
     try:
         train(role, talk)
+        transport.quiet()  # the conversation is over: the pipes closing next are no news
         talk(protocol.bye, dict(talk.times))
     except RunStopped as stop:
         log.error("worker %d: %s", role.rank, stop)

@@ -24,6 +24,7 @@ import torch
 from torch.futures import Future
 
 from ..config import Config
+from ..errors import Diverged
 from ..train import EvalStats, TrainStats
 from .context import RunContext
 from .launch import LocalWorkers
@@ -260,6 +261,8 @@ class ParameterService:
         with self.lock:
             if self.failure is not None:
                 return self.failure
+            if self.monitor.diverged:
+                return self.monitor.diverged
             for rank, code in (workers.dead() if workers else []):
                 if rank not in self.gone:
                     return f"worker {rank} died (exit code {code}); {self._where(rank)}"
@@ -272,16 +275,19 @@ class ParameterService:
         return None
 
     def watch(self, workers: LocalWorkers | None, poll: float = 0.1) -> None:
-        """Return once every commit is recorded and every worker said bye; raise WorkerFailure before that."""
+        """Return once every commit is recorded and every worker said bye; raise WorkerFailure before that (and
+        Diverged on a NaN or infinite loss)."""
         with self.lock:  # every worker has just joined: silence counts from now
             self.seen = dict.fromkeys(self.ranks, time.perf_counter())
         while True:
             with self.lock:
                 complete = self.log.next >= self.plan.total_commits
-                if complete and self.gone == set(self.ranks):
+                if complete and self.gone == set(self.ranks) and not self.monitor.diverged:
                     return
             problem = self.check(workers)
             if problem is not None:
+                if problem == self.monitor.diverged:
+                    raise Diverged(problem)
                 if not complete:
                     raise WorkerFailure(problem)
                 log.warning("after the last commit: %s", problem)

@@ -12,6 +12,7 @@ import logging
 
 import torch
 
+from ..errors import Diverged
 from .context import RunContext
 from .worker import Worker, derive_seed
 
@@ -88,9 +89,12 @@ class Simulation:
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
     def after_commit(self, commit, rank, phase, lr, stats, now, evaluate: bool) -> None:
-        """Record the commit; the merged model is tested at the resolution the pushing worker trained at."""
+        """Record the commit; the merged model is tested at the resolution the pushing worker trained at. A NaN or
+        infinite loss ends the run (:class:`Diverged`) once its row is recorded."""
         test = self.evaluator(self.server.state, phase.resolution) if evaluate else None
         self.ctx.monitor.commit(commit, rank, phase, lr, stats, now, test)
+        if self.ctx.monitor.diverged:
+            raise Diverged(self.ctx.monitor.diverged)
 
     def maybe_checkpoint(self) -> None:
         commits = self.server.commits

@@ -8,11 +8,13 @@ statistics, test results) as plain Python objects, and bounds every call with a 
 The rendezvous is a TCPStore whose waits are bounded (``init_rpc``'s own would wait 30 minutes for a worker that
 never starts); spawned workers also count themselves in (:func:`started`) so that the launcher can tell a slow
 start from a dead worker. Shutdown is never "graceful" (an RPC all-gather that a dead worker would
-block); the executor ends the conversation itself (every worker says bye) before shutting down, and TensorPipe then
-logs one harmless "eof" / "pipe closed" warning per connection.
+block); the executor ends the conversation itself (every worker says bye) before shutting down. TensorPipe then
+logs one harmless "eof" / "pipe closed" warning per connection, so once the conversation is over every process
+lowers the C++ log level to errors (:func:`quiet`).
 """
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import logging
 import os
@@ -109,6 +111,27 @@ def init(rank: int, world_size: int, addr: str, port: int, timeout: float, gener
 def call(fn, *args, timeout: float):
     """Run ``fn(*args)`` on the server and return its answer (raises after ``timeout`` seconds)."""
     return rpc.rpc_sync(_server, fn, args=args, timeout=timeout)
+
+
+def _cpp_log_level() -> ctypes.c_int | None:
+    """c10's C++ log level (0 info, 1 warning, 2 error), which it reads at every message; None if not found."""
+    import torch
+
+    try:
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libc10.so"))
+        return ctypes.c_int.in_dll(lib, "FLAGS_caffe2_log_level")
+    except (OSError, ValueError):
+        return None
+
+
+def quiet(level: int | None = 2) -> int | None:
+    """Set the C++ log level (default: errors only, for a shutdown after the conversation ended) and return the one
+    before, for restoring; None (and nothing changed) where torch does not expose it."""
+    flag = _cpp_log_level()
+    if flag is None or level is None:
+        return None
+    before, flag.value = flag.value, level
+    return before
 
 
 def shutdown() -> None:

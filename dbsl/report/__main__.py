@@ -1,16 +1,21 @@
-"""python -m dbsl.report [RESULTS_DIR ...] [--out reports/NAME] [--no-figures] [--notes FILE.md] [--prereg FILE.md]"""
+"""python -m dbsl.report [RESULTS_DIR ...] [--out reports/NAME] [--no-figures] [--notes FILE.md] [--prereg FILE.md]
+[--force]"""
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import List
 
+from ..errors import ArgumentParser, cli_main
 from .build import build_report
-from .collect import ReportError
 
 
 def main(argv: List[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dbsl.report", description=(
+    """Bad input (no records, an unsafe --out, an unreadable --notes): one error line, exit status 2."""
+    return cli_main(_main, argv, "the previous report, if any, is unchanged")
+
+
+def _main(argv: List[str]) -> int:
+    parser = ArgumentParser(prog="python -m dbsl.report", description=(
         "Turn the run records under RESULTS_DIR (single runs, Hydra multirun sweeps, tuning studies) into the "
         "paper's tables and figures, with the published numbers beside them."))
     parser.add_argument("roots", nargs="*", default=["results"], metavar="RESULTS_DIR",
@@ -21,13 +26,12 @@ def main(argv: List[str] | None = None) -> int:
                         "paper's claims")
     parser.add_argument("--prereg", metavar="FILE.md", help="the study's pre-registration (Markdown with YAML front "
                         "matter: endpoint, alpha, correction, seeds, primary contrasts): judged and shown at the top")
+    parser.add_argument("--force", action="store_true", help="write into an --out folder that holds files this "
+                        "tool did not write (same-named files are replaced, nothing else is removed)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error in the input")
     args = parser.parse_args(argv)
-    try:
-        report = build_report(args.roots, args.out, figures=not args.no_figures, notes=args.notes,
-                              prereg=args.prereg)
-    except ReportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    report = build_report(args.roots, args.out, figures=not args.no_figures, notes=args.notes, prereg=args.prereg,
+                          force=args.force)
     for problem in report.problems:
         print(f"left out of the numbers: {problem}", file=sys.stderr)
     runs = report.runset.runs

@@ -1,5 +1,5 @@
 """Collect -> tables -> figures -> README.md + index.html, written to a fresh folder that replaces the old report
-only once it is complete (a crash leaves the previous report as it was)."""
+only once it is complete (a crash leaves the previous report as it was); :mod:`.outdir` keeps ``--out`` safe."""
 from __future__ import annotations
 
 import datetime as dt
@@ -18,6 +18,7 @@ from .endpoint import endpoint
 from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
                        validation_table)
 from .html import Section, index_html, readme
+from .outdir import check_out, install
 from .paper import paper_tables
 from .params import paper_parameter_tables
 from .prereg import read_prereg
@@ -34,11 +35,13 @@ class Report:
 
 
 def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = True,
-                 notes: Path | str | None = None, prereg: Path | str | None = None) -> Report:
+                 notes: Path | str | None = None, prereg: Path | str | None = None, force: bool = False) -> Report:
     """``notes``: a Markdown file of the author's reading of the results, shown after the claims (paragraphs
     separated by blank lines). ``prereg``: the study's pre-registration (Markdown with YAML front matter, see
-    dbsl/report/prereg.py): its contrasts are judged on its endpoint, and the answers head the report."""
+    dbsl/report/prereg.py): its contrasts are judged on its endpoint, and the answers head the report.
+    ``force``: write into a folder holding files this tool did not write."""
     out = Path(out)
+    check_out(out, roots, force)
     notes_text = read_notes(notes)
     plan = read_prereg(prereg) if prereg is not None else None
     runset = load_runs(roots)  # ReportError when there is nothing to report
@@ -55,22 +58,11 @@ def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = T
         title = "dbsl report"
         (work / "README.md").write_text(readme(title, sections))
         (work / "index.html").write_text(index_html(title, sections))
-        _replace(work, out)
+        install(work, out, force)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return report
-
-
-def _replace(new: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    new.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_notes(notes: Path | str | None) -> List[str]:
@@ -103,9 +95,10 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
         f"Generated {dt.datetime.now().isoformat(timespec='seconds')} from {', '.join(map(str, roots))}. "
         f"Rebuild it with `{rebuild_command(roots, report.out, figures, notes, prereg and prereg.path)}`.",
         f"{len(runs)} run records: {counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed, "
-        f"{counts.get('running', 0)} incomplete, {counts.get('malformed', 0)} malformed; "
+        f"{counts.get('running', 0)} incomplete, {counts.get('malformed', 0)} malformed, "
+        f"{counts.get('diverged', 0)} diverged; "
         f"{int(runs['included'].sum())} completed runs in {len(groups)} groups (runs that differ only by seed) "
-        "make the numbers. Failed, incomplete and malformed records are listed under Runs and left out."])
+        "make the numbers. Failed, diverged, incomplete and malformed records are listed under Runs and left out."])
     sections = [overview]
     if prereg is not None:
         registered, judged = study.prereg_section(prereg, report.runset, groups, point)

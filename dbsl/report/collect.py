@@ -19,7 +19,8 @@ from typing import Dict, Iterable, List, Sequence
 import pandas as pd
 import yaml
 
-from ..record import STATUSES, find_runs, read_metric_rows
+from ..errors import UserError
+from ..record import STATUSES, commit_ranges, find_runs, read_metric_rows
 
 SCHEME_ORDER = {"baseline": 0, "dbsl": 1, "cpl": 2, "hybrid": 3}
 # keys that say which scheme a group runs (its row inside an experiment), not which experiment it belongs to
@@ -42,7 +43,7 @@ OPTIONAL_METRICS = {
 REQUIRED = ("scheme", "dataset", "num_small", "best", "final", "modelled_time", "wall_time")
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """Nothing to report (no folder, no runs); the message says what to pass or run."""
 
 
@@ -101,11 +102,25 @@ def _run_config(run_dir: Path, summary: dict) -> dict:
     return {k: v for k, v in pairs}
 
 
-def _commits_recorded(run_dir: Path) -> int | None:
+def _commits_recorded(run_dir: Path) -> List[int] | None:
+    """The commit numbers of a run's metrics.csv rows (None when the file is missing or unreadable)."""
     try:
-        return len(read_metric_rows(run_dir / "metrics.csv"))
+        return [int(r["commit"]) for r in read_metric_rows(run_dir / "metrics.csv")]
     except (OSError, ValueError, UnicodeDecodeError):
         return None
+
+
+def _row_gaps(commits: List[int] | None, total) -> str | None:
+    """Why a completed run's metrics.csv does not hold commits 0..total-1 exactly once each, or None."""
+    if not isinstance(total, int):
+        return None
+    if commits is None:
+        return "metrics.csv is missing or unreadable"
+    if commits == list(range(total)):
+        return None
+    missing = sorted(set(range(total)) - set(commits))
+    what = f"lacks the rows of commits {commit_ranges(missing)}" if missing else "repeats rows or holds extra ones"
+    return f"metrics.csv {what} ({len(commits)} rows for {total} commits)"
 
 
 def load_run(run_dir: Path) -> tuple[dict, dict | None]:
@@ -132,10 +147,11 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
                sync=summary.get("sync"), num_workers=summary.get("num_workers"), hardware=summary.get("hardware"),
                executor=summary.get("executor"), seed=summary.get("seed"), total_commits=summary.get("total_commits"),
                dataset_size=(summary.get("plan") or {}).get("dataset_size"),
-               commits_recorded=_commits_recorded(run_dir), best_commit=(summary.get("best") or {}).get("commit"),
-               measured_clock=summary.get("measured_clock"))
-    if status == "failed":
-        row["note"] = f"failed: {summary.get('error', 'no error recorded')}"
+               best_commit=(summary.get("best") or {}).get("commit"), measured_clock=summary.get("measured_clock"))
+    commits = _commits_recorded(run_dir)
+    row["commits_recorded"] = None if commits is None else len(commits)
+    if status in ("failed", "diverged"):
+        row["note"] = f"{status}: {summary.get('error', 'no error recorded')}"
         return row, config
     if status == "running":
         row["note"] = (f"incomplete: {row['commits_recorded'] or 0} of {row['total_commits']} commits recorded "
@@ -151,6 +167,10 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
     if lacking:
         row.update(status="malformed", note=f"completed, but summary.json lacks {', '.join(lacking)}")
         return row, None
+    gaps = _row_gaps(commits, summary.get("total_commits"))
+    if gaps:  # the summary would claim more than the record holds
+        row.update(status="malformed", note=f"completed, but {gaps}; not averaged (overwrite=true reruns it)")
+        return row, config
     for column, (sec, key, scale) in METRICS.items():
         value = (summary[sec] if sec else summary).get(key)
         row[column] = float(value) * scale if isinstance(value, (int, float)) else math.nan

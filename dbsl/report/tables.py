@@ -34,8 +34,9 @@ def runs_table(runset: RunSet) -> Table:
         "note": data["note"].fillna(""),
     })
     counts = runs["status"].value_counts()
+    statuses = ("completed", "failed", "running", "malformed", "diverged")
     notes = [f"{len(runs)} records: " + ", ".join(f"{counts.get(s, 0)} {s.replace('running', 'incomplete')}"
-                                                  for s in ("completed", "failed", "running", "malformed")) +
+                                                  for s in statuses) +
              f"; {int(runs['included'].sum())} in the numbers."]
     return Table("runs", "Runs found", data, display, notes)
 

@@ -1,0 +1,31 @@
+"""Output folders are checked before any work: an empty path (say, from an unset shell variable), a file in the
+way or a folder without write permission stops the command with one line that names the key and the fix."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .config import ConfigError
+
+
+def check_output_dir(path: Path | str, key: str, example: str = "results") -> Path:
+    """``path`` as a folder dbsl may create or write into; a :class:`ConfigError` naming ``key`` otherwise."""
+    text = str(path)
+    if not text.strip():
+        raise ConfigError(f"{key}={text!r}: empty (an unset shell variable?); give a folder, e.g. {key}={example}")
+    target = Path(text)
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the nearest folder that exists: it must take the new ones
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={text}: {existing} is a file, not a folder; move it away or choose another {key}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={text}: cannot write into {existing} (read-only or no permission); choose a "
+                          f"writable {key}")
+    return target
+
+
+def results_subdir(results_dir: str, subdir: str) -> str:
+    """Hydra resolver ``${dbsl_output_dir:${results_dir},runs/...}``: the checked run or sweep folder."""
+    check_output_dir(results_dir, "results_dir")
+    return str(check_output_dir(Path(results_dir) / subdir, "results_dir"))

@@ -1,0 +1,426 @@
+"""Bad input never costs a user their results (issue 17): every case of the issue, table-driven.
+
+For each case: the exit status (2 for bad input, 1 for a diverged run, 130 for Ctrl-C), one ``error:`` line and
+no traceback, the key or file named in it, and no record left that looks complete (nor a file removed that the
+tool did not write). The tools run in this process through their real entry points (``dbsl.run``'s ``cli()`` is
+the real Hydra app); the cases that need a real console, a signal or another user run as subprocesses.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dbsl.record import RunRecord, find_runs, read_metric_rows
+from dbsl.runner import execute
+from test_distributed import TINY as DISTRIBUTED, _processes_with
+
+ROOT = Path(__file__).resolve().parents[1]
+# 8 commits (2 epochs x 4 workers) on 512 synthetic images at width 2: about a second per run
+FAST = ["experiment=smoke", "model.width=2", "dataset.synthetic_train=512", "dataset.synthetic_test=64",
+        "schedule.epochs=2", "optim.lr_milestones=[]", "schedule.cycle_ends=[1,2]", "train.eval_every=2",
+        "train.threads=1", "logger.progress=false"]
+COMMITS = 8
+
+
+def invoke(tool: str, args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    """``python -m dbsl.<tool> <args>`` through its entry point in this process: (exit status, stdout, stderr)."""
+    import dbsl.calibrate
+    import dbsl.plan
+    import dbsl.report.__main__
+    import dbsl.sweep
+    import dbsl.tune
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dbsl import run
+
+    capsys.readouterr()
+    if tool == "run":
+        monkeypatch.setattr(sys, "argv", ["dbsl.run", *args])
+        GlobalHydra.instance().clear()
+        try:
+            run.cli()
+            code = 0
+        except SystemExit as done:
+            code = done.code
+        finally:
+            GlobalHydra.instance().clear()
+    else:
+        main = {"plan": dbsl.plan.main, "tune": dbsl.tune.main, "calibrate": dbsl.calibrate.main,
+                "report": dbsl.report.__main__.main, "sweep": dbsl.sweep.main}[tool]
+        code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    """The one ``error:`` line of a failed command's stderr (and no traceback)."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def completed_records(folder: Path) -> list[Path]:
+    """Run records under ``folder`` whose summary says completed."""
+    def completed(run_dir: Path) -> bool:
+        try:
+            return json.loads((run_dir / "summary.json").read_text()).get("status") == "completed"
+        except ValueError:
+            return False
+
+    return [r for r in find_runs(folder) if completed(r)]
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory) -> Path:
+    """A folder holding one completed run record."""
+    import torch
+
+    root = tmp_path_factory.mktemp("records")
+    threads = torch.get_num_threads()
+    try:
+        from dbsl.compose import compose_config
+
+        execute(compose_config(FAST + [f"output_dir={root / 'runs' / 'ok'}"]))
+    finally:
+        torch.set_num_threads(threads)
+    return root
+
+
+# ------------------------------------------------------------------------------------------- one line per error
+# (tool, arguments, exit status, what the error line must name); {tmp}: this case's folder, {file}: a plain file
+# there, {records}: a folder of run records, {foreign}: a folder holding a file of the user's
+CASES = [
+    ("run", ["experiment=smok"], 2, ["experiment=smok", "smoke", "paper_cifar100"]),
+    ("run", ["experiment=smoke", "results_dir="], 2, ["results_dir=''", "empty"]),
+    ("run", ["experiment=smoke", "results_dir={file}"], 2, ["results_dir={file}", "is a file"]),
+    ("run", ["experiment=smoke", "results_dir={file}/results"], 2, ["{file} is a file"]),
+    ("run", ["experiment=smoke", "optim.lr=abc"], 2, ["optim.lr", "Float"]),
+    ("run", ["experiment=smoke", "optim.lrr=0.1"], 2, ["optim.lrr", "spelling"]),
+    ("run", ["experiment=smoke", "optim.lr=[1"], 2, ["optim.lr=[1"]),
+    ("run", ["experiment=smoke", "scheme=dbsl", "dbsl.num_small=9"], 2, ["dbsl.num_small=9", "ps.num_workers"]),
+    ("run", ["experiment=smoke", "dataset=cifar100", "dataset.root={tmp}"], 2, ["CIFAR-100 not found", "dataset.root"]),
+    ("plan", ["experiment=paper_cifar10"], 2, ["experiment=paper_cifar10", "paper_cifar100"]),
+    ("plan", ["experiment=smoke", "scheme=dbsl", "dbsl.extra_time_ratio=0.5"], 2, ["dbsl.extra_time_ratio=0.5"]),
+    ("sweep", ["no_such_sweep"], 2, ["no_such_sweep", "table8"]),
+    ("tune", ["--trials", "0", "experiment=smoke", "scheme=dbsl"], 2, ["--trials=0"]),
+    ("tune", ["--trials", "-3", "experiment=smoke", "scheme=dbsl"], 2, ["--trials=-3"]),
+    ("tune", ["--trials", "2", "--budget-ratio", "0.5", "experiment=smoke", "scheme=dbsl", "results_dir={tmp}"], 2,
+     ["--budget-ratio=0.5", "admits no configuration", "raise it to at least --budget-ratio"]),
+    ("tune", ["--trials", "2", "experiment=smok", "scheme=dbsl"], 2, ["experiment=smok", "smoke"]),
+    ("tune", ["--trials", "2", "experiment=smoke", "scheme=dbsl", "results_dir={file}"], 2, ["results_dir", "{file}"]),
+    ("calibrate", ["--resolutions", "16,8,8", "experiment=smoke", "results_dir={tmp}"], 2,
+     ["--resolutions=16,8,8", "8 px given more than once"]),
+    ("calibrate", ["--resolutions", "", "experiment=smoke"], 2, ["--resolutions", "empty"]),
+    ("calibrate", ["experiment=smok"], 2, ["experiment=smok", "smoke"]),
+    ("calibrate", ["experiment=smoke", "results_dir={file}"], 2, ["results_dir", "{file}"]),
+    ("report", ["{records}", "--out", "{records}"], 2, ["--out {records}", "is the input folder"]),
+    ("report", ["{records}/runs", "--out", "{records}"], 2, ["--out {records}", "contains the input folder"]),
+    ("report", ["{records}", "--out", "{file}"], 2, ["--out", "{file} is a file"]),
+    ("report", ["{records}", "--out", "{foreign}"], 2, ["--out {foreign}", "mine.txt", "--force"]),
+    ("report", ["{tmp}", "--out", "{tmp}/report"], 2, ["no run records", "{tmp}"]),
+]
+
+
+@pytest.mark.parametrize("tool, args, status, named", CASES,
+                         ids=[f"{c[0]}:{' '.join(c[1])[:60]}" for c in CASES])
+def test_bad_input_gets_one_error_line(tool, args, status, named, records, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "case"
+    folder.mkdir()
+    (folder / "plain.txt").write_text("a file of the user's\n")
+    foreign = tmp_path / "theirs"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("the user's\n")
+    records_before = sorted(p.relative_to(records) for p in records.rglob("*"))
+    values = {"tmp": str(folder), "file": str(folder / "plain.txt"), "records": str(records), "foreign": str(foreign)}
+    args = [a.format(**values) for a in args]
+    if tool == "run" and not any(a.startswith("results_dir=") for a in args):
+        args.append(f"results_dir={folder / 'results'}")
+    code, out, err = invoke(tool, args, capsys, monkeypatch)
+    assert code == status, out + err
+    line = one_error_line(err)
+    for name in named:
+        assert name.format(**values) in line, line
+    # nothing that looks like a result, and nothing of the user's touched
+    assert completed_records(tmp_path) == []
+    assert not list(folder.rglob("summary.json")) and not list(folder.rglob("journal.log"))
+    assert (folder / "plain.txt").read_text() == "a file of the user's\n"
+    assert (foreign / "mine.txt").read_text() == "the user's\n" and sorted(foreign.iterdir()) == [foreign / "mine.txt"]
+    assert sorted(p.relative_to(records) for p in records.rglob("*")) == records_before
+    assert not Path("/runs").exists()  # the empty results_dir did not write at the filesystem's root
+
+
+def test_help_and_debug(records, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke("plan", ["--help"], capsys, monkeypatch)
+    assert code == 0 and out.startswith("usage: python -m dbsl.plan") and "--json" in out and not err
+    # --debug (or HYDRA_FULL_ERROR=1) lets the error through with its traceback
+    from hydra.errors import MissingConfigException
+
+    from dbsl.config import ConfigError
+
+    with pytest.raises(MissingConfigException, match="experiment/smok"):
+        invoke("run", ["--debug", "experiment=smok", f"results_dir={tmp_path}"], capsys, monkeypatch)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(ConfigError, match="--trials=0"):
+        invoke("tune", ["--trials", "0", "experiment=smoke", "scheme=dbsl"], capsys, monkeypatch)
+    # an internal error is not reworded: it keeps its traceback
+    from dbsl.errors import reported, set_debug
+
+    set_debug(False)
+    with pytest.raises(KeyError, match="a bug"), reported("-"):
+        raise KeyError("a bug")
+
+
+def test_report_never_removes_what_it_did_not_write(records, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "notes.md").write_text("mine\n")
+    (out / "README.md").write_text("my readme\n")
+    assert invoke("report", [str(records), "--out", str(out), "--no-figures"], capsys, monkeypatch)[0] == 2
+    assert (out / "README.md").read_text() == "my readme\n"
+    # --force writes the report into the folder: its own files replace same-named ones, the rest stays
+    assert invoke("report", [str(records), "--out", str(out), "--no-figures", "--force"], capsys, monkeypatch)[0] == 0
+    assert (out / "notes.md").read_text() == "mine\n" and "dbsl report" in (out / "README.md").read_text()
+    assert (out / "tables" / "runs.csv").is_file()
+    # a folder holding only an earlier report is replaced without --force
+    fresh = tmp_path / "fresh"
+    for _ in range(2):
+        assert invoke("report", [str(records), "--out", str(fresh), "--no-figures"], capsys, monkeypatch)[0] == 0
+    assert (fresh / "index.html").is_file() and not list(tmp_path.glob(".fresh*"))
+
+
+# ------------------------------------------------------------------------------------- records that cannot lie
+class Interrupt:
+    """A sink that stops the run (as Ctrl-C would) once commit ``at`` is recorded."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def log_commit(self, row: dict) -> None:
+        if row["commit"] == self.at:
+            raise KeyboardInterrupt
+
+    def log_summary(self, summary: dict) -> None:
+        pass
+
+    def finish(self, status: str) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory) -> Path:
+    """A run stopped after commit 5 of 8, its last checkpoint at commit 3 (checkpoint_every=2)."""
+    import torch
+
+    from dbsl.compose import compose_config
+
+    run_dir = tmp_path_factory.mktemp("interrupted") / "run"
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            execute(compose_config(FAST + ["checkpoint_every=2", f"output_dir={run_dir}"]),
+                    extra_sinks=[Interrupt(5)])
+    finally:
+        torch.set_num_threads(threads)
+    assert [int(r["commit"]) for r in read_metric_rows(run_dir / "metrics.csv")] == list(range(6))
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["commit"] == 3
+    return run_dir
+
+
+def _cut_metrics(run_dir: Path) -> None:  # a torn file: cut in the middle of commit 2's row
+    text = (run_dir / "metrics.csv").read_text()
+    row = text.splitlines(keepends=True)
+    (run_dir / "metrics.csv").write_text("".join(row[:3]) + row[3][:len(row[3]) // 2])
+
+
+RECORD_CASES = {  # what is damaged -> (how, the file the error names)
+    "torn metrics.csv": (_cut_metrics, "metrics.csv"),
+    "corrupt summary.json": (lambda d: (d / "summary.json").write_text('{"status": "runn'), "summary.json"),
+    "zero-byte checkpoint.pt": (lambda d: (d / "checkpoint.pt").write_bytes(b""), "checkpoint.pt"),
+    "corrupt checkpoint.pt": (lambda d: (d / "checkpoint.pt").write_bytes(b"PK\x03\x04" + os.urandom(300)),
+                              "checkpoint.pt"),
+}
+
+
+@pytest.mark.parametrize("case", RECORD_CASES)
+def test_a_damaged_record_stops_the_resume_and_overwrite_recovers(case, interrupted, tmp_path, capsys,
+                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    damage, named = RECORD_CASES[case]
+    run_dir = tmp_path / "run"
+    shutil.copytree(interrupted, run_dir)
+    damage(run_dir)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    command = FAST + ["checkpoint_every=2", f"hydra.run.dir={run_dir}"]
+    code, out, err = invoke("run", command, capsys, monkeypatch)
+    assert code == 2, out + err
+    line = one_error_line(err)
+    assert str(run_dir / named) in line and "overwrite=true" in line, line
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name in before} == before
+    assert completed_records(tmp_path) == []
+    # the way out the message names
+    assert invoke("run", command + ["overwrite=true"], capsys, monkeypatch)[0] == 0
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert [int(r["commit"]) for r in read_metric_rows(run_dir / "metrics.csv")] == list(range(COMMITS))
+
+
+def test_a_diverged_run_ends_as_diverged_and_the_report_leaves_it_out(records, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "results"
+    code, out, err = invoke("run", FAST + ["optim.lr=1e6", f"results_dir={results}"], capsys, monkeypatch)
+    assert code == 1, out + err
+    assert "the run diverged" in one_error_line(err) and "optim.lr" in one_error_line(err)
+    [run_dir] = find_runs(results)
+    summary = json.loads((run_dir / "summary.json").read_text(), parse_constant=pytest.fail)  # strict JSON
+    assert summary["status"] == "diverged" and "nan" in summary["error"]
+    # a completed record with a gap in its rows (commits 2-3 cut out) is not averaged either
+    gapped = tmp_path / "gapped"
+    shutil.copytree(records / "runs" / "ok", gapped)
+    lines = (gapped / "metrics.csv").read_text().splitlines(keepends=True)
+    (gapped / "metrics.csv").write_text("".join(lines[:3] + lines[5:]))
+    shutil.copytree(records / "runs" / "ok", tmp_path / "ok")
+    assert invoke("report", [str(tmp_path), "--out", str(tmp_path / "report"), "--no-figures"], capsys,
+                  monkeypatch)[0] == 0
+    import pandas as pd
+
+    runs = pd.read_csv(tmp_path / "report" / "tables" / "runs.csv").set_index("run_dir")
+    assert runs.loc[str(run_dir), "status"] == "diverged" and not runs.loc[str(run_dir), "included"]
+    assert runs.loc[str(gapped), "status"] == "malformed" and not runs.loc[str(gapped), "included"]
+    assert "lacks the rows of commits 2-3" in runs.loc[str(gapped), "note"]
+    assert runs.loc[str(tmp_path / "ok"), "included"]
+    assert "1 diverged" in (tmp_path / "report" / "README.md").read_text()
+
+
+def test_summary_json_is_strict_json(tmp_path):
+    import math
+
+    RunRecord(tmp_path).write_summary({"status": "diverged", "best": {"test_loss": math.nan}, "t": [math.inf, 1.0]})
+    summary = json.loads((tmp_path / "summary.json").read_text(), parse_constant=pytest.fail)
+    assert summary == {"status": "diverged", "best": {"test_loss": None}, "t": [None, 1.0]}
+
+
+# ------------------------------------------------------------------------------------------ data checked first
+def _png(path: Path, colour=(200, 10, 10)) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (12, 9), colour).save(path)
+
+
+def test_bad_images_are_named_before_training_and_can_be_skipped(tmp_path, capsys, monkeypatch):
+    from dbsl.config import DatasetConfig
+    from dbsl.data import DataError, load_dataset
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DBSL_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "imagenet"
+    for split in ("train", "val"):
+        for cls in ("ant", "bee"):
+            for i in range(3):
+                _png(data / split / cls / f"{i}.png")
+    (data / "train" / "ant" / "empty.png").write_bytes(b"")
+    good = (data / "train" / "bee" / "0.png").read_bytes()
+    (data / "train" / "bee" / "cut.png").write_bytes(good[:len(good) // 2])  # truncated
+    results = tmp_path / "results"
+    code, out, err = invoke("run", ["dataset=imagenet", f"dataset.root={data}", f"results_dir={results}"], capsys,
+                            monkeypatch)
+    assert code == 2, out + err
+    line = one_error_line(err)
+    assert "2 of 8 images" in line and "empty.png (empty file)" in line and "cut.png" in line, line
+    assert "dataset.skip_bad_images=true" in line and not find_runs(tmp_path)
+    # the skip option: the run trains without them
+    cfg = DatasetConfig(name="imagenet", root=str(data), skip_bad_images=True)
+    assert len(load_dataset(cfg).train) == 6
+    # the verdicts are cached per (size, mtime): a file damaged behind the cache's back keeps its verdict, a
+    # changed file is checked again
+    victim = data / "train" / "ant" / "0.png"
+    stat = victim.stat()
+    victim.write_bytes(b"\0" * stat.st_size)
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert len(load_dataset(cfg).train) == 6
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert len(load_dataset(cfg).train) == 5
+    with pytest.raises(DataError, match=r"3 of 8 images .*0\.png"):
+        load_dataset(DatasetConfig(name="imagenet", root=str(data)))
+
+
+# ---------------------------------------------------------------------------------------- consoles and signals
+def _console(*args: str, cwd: Path, prefix=(), **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*prefix, sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)}, **kw)
+
+
+def test_console_errors_a_sweep_and_a_read_only_results_dir(tmp_path):
+    """The real consoles: the preset listing of `dbsl.sweep` (its runs' Hydra app fails at once) and a results_dir
+    that this user may not write (root drops its override of file permissions with setpriv)."""
+    proc = _console("dbsl.sweep", "smoke", "experiment=smok", f"results_dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "experiment=smok" in one_error_line(proc.stderr) and "smoke" in one_error_line(proc.stderr)
+    assert not (tmp_path / "sweep").exists()
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    prefix = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("root ignores file permissions and setpriv is missing")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                  "--inh-caps=-dac_override,-dac_read_search"]
+    proc = _console("dbsl.run", "experiment=smoke", f"results_dir={locked / 'results'}", cwd=tmp_path, prefix=prefix)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    line = one_error_line(proc.stderr)
+    assert f"cannot write into {locked}" in line and "results_dir" in line, line
+    assert list(locked.iterdir()) == []
+
+
+def test_ctrl_c_prints_one_line_saying_the_run_resumes(tmp_path):
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "dbsl.run", *FAST, "schedule.epochs=200", "schedule.cycle_ends=[]",
+           f"results_dir={results}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    seen = []
+    for line in proc.stdout:  # the log: wait until it trains
+        seen.append(line)
+        if "epoch 1/200" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(seen) + out + err
+    assert "Traceback" not in out + err
+    said = [line for line in (out + err).splitlines() if "interrupted" in line]
+    assert len(said) == 1 and "resume" in said[0], out + err
+    [run_dir] = find_runs(results)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] != "completed"
+
+
+def test_killing_the_server_leaves_no_process(tmp_path):
+    """SIGKILL to the server of a distributed run while its workers start: every process it started (the workers,
+    the fork server, the resource tracker) is gone within seconds."""
+    token = f"dbsl-test-{uuid.uuid4()}"
+    cmd = [sys.executable, "-m", "dbsl.run", *DISTRIBUTED, "executor=distributed", "executor.timeout=60",
+           f"results_dir={tmp_path}"]
+    server = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), "DBSL_TEST_TOKEN": token})
+    deadline = time.monotonic() + 120
+    while len(_processes_with(token)) < 5 and time.monotonic() < deadline:  # server, tracker, fork server, 2 workers
+        time.sleep(0.05)
+    assert len(_processes_with(token)) >= 5, "the workers did not start"
+    server.kill()
+    server.wait()
+    deadline = time.monotonic() + 10
+    while _processes_with(token) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(token) == []
