@@ -118,7 +118,8 @@ class Monitor:
             if test else "not evaluated yet"
         line = (f"epoch {commit // n + 1}/{self.plan.total_commits // n}  commit {commit + 1}  {phase.resolution}px "
                 f"lr {lr:.4g}  train loss {row['train_loss']:.4f}  {acc}  modelled {self.modelled_time:.1f}s  "
-                f"wall {row['wall_time']:.1f}s")
+                + (f"measured {max(self.worker_clock.values()):.1f}s  " if self.worker_clock else "")
+                + f"wall {row['wall_time']:.1f}s")
         if self.bar.disable:
             log.info(line)
         else:
