@@ -102,7 +102,7 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
     record.write_summary(summary)
     record.open_metrics(keep_until_commit=checkpoint["commit"] if checkpoint else None)
     sinks = make_sinks(cfg, summary) + list(extra_sinks)
-    monitor = Monitor(plan, record, cfg.train.eval_every, sinks, cfg.logger.progress,
+    monitor = Monitor(plan, record, sinks, cfg.logger.progress,
                       start_commit=checkpoint["commit"] + 1 if checkpoint else 0,
                       measured_clock=measured_clock_source(cfg.executor.name, cfg.ps.sync, device))
     ctx = RunContext(cfg, plan, source, device, record, monitor)

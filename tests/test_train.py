@@ -95,7 +95,7 @@ def context(compose, tmp_path, *overrides, monitor=False):
     ctx = RunContext(cfg, plan, source, CPU, record)
     if monitor:
         record.open_metrics()
-        ctx.monitor = Monitor(plan, record, cfg.train.eval_every, progress=False)
+        ctx.monitor = Monitor(plan, record, progress=False)
     return ctx
 
 

@@ -12,7 +12,7 @@ from ..plan import Plan
 from ..record import RunRecord
 from ..train import LocalTrainer
 from .monitor import Evaluator, Monitor
-from .server import ParameterServer
+from .server import ParameterServer, SyncPolicy
 from .worker import Worker, derive_seed, shards
 
 
@@ -43,7 +43,9 @@ class RunContext:
         return self.new_model()
 
     def new_server(self, model: torch.nn.Module) -> ParameterServer:
-        return ParameterServer(self.plan, model.state_dict(), self.cfg.ps.merge_rule, self.cfg.ps.merge_buffers)
+        cfg = self.cfg
+        policy = SyncPolicy(cfg.ps.sync, cfg.ps.staleness, cfg.train.eval_every, cfg.checkpoint_every)
+        return ParameterServer(self.plan, model.state_dict(), cfg.ps.merge_rule, cfg.ps.merge_buffers, policy)
 
     def new_evaluator(self, model: torch.nn.Module, pipeline: Pipeline) -> Evaluator:
         train = self.cfg.train

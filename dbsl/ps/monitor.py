@@ -48,9 +48,9 @@ class Evaluator:
 
 
 class Monitor:
-    def __init__(self, plan: Plan, record: RunRecord, eval_every: int, sinks: Sequence[Sink] = (),
-                 progress: bool = True, start_commit: int = 0, measured_clock: str | None = "wall"):
-        self.plan, self.record, self.eval_every, self.sinks = plan, record, eval_every, list(sinks)
+    def __init__(self, plan: Plan, record: RunRecord, sinks: Sequence[Sink] = (), progress: bool = True,
+                 start_commit: int = 0, measured_clock: str | None = "wall"):
+        self.plan, self.record, self.sinks = plan, record, list(sinks)
         self.best: dict | None = None
         self.final: dict | None = None
         self.last_eval: dict | None = None
@@ -69,10 +69,6 @@ class Monitor:
         self.start = time.perf_counter()
         self.bar = tqdm(total=plan.total_commits, initial=start_commit, unit="commit", dynamic_ncols=True,
                         disable=not (progress and sys.stderr.isatty()), desc=plan.scheme)
-
-    def due(self, commit: int) -> bool:
-        """Evaluate every m commits and always at the last one."""
-        return (commit + 1) % self.eval_every == 0 or commit == self.plan.total_commits - 1
 
     def wall_time(self) -> float:
         return self.wall_offset + time.perf_counter() - self.start
@@ -159,10 +155,6 @@ def measured_clock_source(executor: str, sync: str, device: torch.device) -> str
         return None
     one_thread = device.type == "cpu" and torch.get_num_threads() == 1
     return "cpu" if executor == "simulated" and one_thread else "wall"
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
 
 
 def divergence(row: dict) -> str | None:
