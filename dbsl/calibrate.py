@@ -314,6 +314,7 @@ def _main(argv: List[str]) -> int:
     from .compose import compose_config
     from .data import load_dataset
     from .paths import check_output_dir
+    from .threads import set_threads
     from .train import resolve_device
 
     args = parser().parse_args(argv)
@@ -323,8 +324,7 @@ def _main(argv: List[str]) -> int:
         console.print(text, markup=False, soft_wrap=True)
 
     cfg = compose_config(args.overrides)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    set_threads(cfg.train.threads)
     device = resolve_device(cfg.device)
     settings = settings_from_args(args, cfg, device.type == "cuda")
     name = check_name(args.name or f"{device.type}_w{cfg.model.width}_{cfg.dataset.name}")

@@ -277,7 +277,7 @@ class Checks:
 
     def resume_distributed(self) -> dict:
         from .ps.remote_worker import FAULT_ENV
-        from .ps.service import WorkerFailure
+        from .ps.remote_server import WorkerFailure
 
         every = ["executor=distributed", "checkpoint_every=2"]
         before = os.environ.get(FAULT_ENV)

@@ -31,8 +31,8 @@ from typing import List, Optional, Sequence, Tuple
 import optuna
 from optuna.trial import TrialState
 
-from .callbacks import identity_overrides
-from .compose import compose_config, dirname_resolver
+from .compose import compose_config
+from .identity import identity_overrides, run_dirname
 from .config import Config, ConfigError
 from .errors import ArgumentParser, Diverged
 from .plan import Plan, build_plan, dataset_size
@@ -177,7 +177,7 @@ class Tuner:
                           f"at least {need}, or search other values")
 
     def run_dir(self, trial_overrides: Sequence[str]) -> Path:
-        return self.dir / "runs" / dirname_resolver(",".join(sorted(trial_overrides)))
+        return self.dir / "runs" / run_dirname(",".join(sorted(trial_overrides)))
 
     def objective(self, trial: optuna.Trial):
         """Run the trial's config as an ordinary run; raise TrialPruned for infeasible plans and hopeless runs."""

@@ -36,7 +36,7 @@ def invoke(tool: str, args: list[str], capsys, monkeypatch) -> tuple[int, str, s
     import dbsl.calibrate
     import dbsl.plan
     import dbsl.report.__main__
-    import dbsl.sweep
+    import dbsl.sweep.cli
     import dbsl.tune
     from hydra.core.global_hydra import GlobalHydra
 
@@ -55,7 +55,7 @@ def invoke(tool: str, args: list[str], capsys, monkeypatch) -> tuple[int, str, s
             GlobalHydra.instance().clear()
     else:
         main = {"plan": dbsl.plan.main, "tune": dbsl.tune.main, "calibrate": dbsl.calibrate.main,
-                "report": dbsl.report.__main__.main, "sweep": dbsl.sweep.main}[tool]
+                "report": dbsl.report.__main__.main, "sweep": dbsl.sweep.cli.main}[tool]
         code = main(args)
     out, err = capsys.readouterr()
     return code, out, err

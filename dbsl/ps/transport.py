@@ -27,6 +27,7 @@ import torch.distributed.rpc as rpc
 log = logging.getLogger("dbsl")
 
 SCHEME = "dbsl"
+STARTUP = 300.0  # seconds the processes may take to start and join (imports, CUDA), if executor.timeout is shorter
 _hosted: dict[int, dist.TCPStore] = {}  # port -> the store this (rank-0) process hosts
 _server = "server"  # the server's RPC name in the current group
 _STARTED = "dbsl/started/{}"  # store counter: spawned workers of a generation that reached the rendezvous

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from omegaconf import OmegaConf
 
-from ..callbacks import identity_overrides
+from ..identity import identity_overrides
 from ..config import Config
 from ..record import read_metric_rows
 

@@ -1,31 +1,36 @@
-"""The server's side of the distributed executor: the conversation with the workers and its schedule.
+"""The server process of the distributed executor: the conversation with the workers, its schedule, and the RPC
+entry points the workers call.
 
-A worker's calls (answered on RPC threads, under one lock)::
+A worker's calls (module-level functions of this module, answered on RPC threads, under one lock)::
 
     describe(rank)                    -> (config, plan)                       the server's, so all ranks agree
     pull(rank, commit, test, times)   -> Pull(global model, phase, LR, local round) | Stop
     push(rank, model, train stats)    -> Ack(commit, merged model if the commit is due for evaluation) | Stop
     bye(rank, times)
 
-ASP merges a push on arrival; SSP also holds a worker's pull while it leads the slowest by more than
-``ps.staleness`` pushes; BSP holds every push until all n arrived, then merges the round (``push_round``). As in
+What may happen is the :class:`~dbsl.ps.server.ParameterServer`'s sync policy: ASP merges a push on arrival; SSP
+also holds a worker's pull while the server says it leads the slowest by too much; BSP holds every push until all n
+arrived, then merges the round (``push_round``). As in
 the authors' code, the worker tests the merged model it got back (in parallel with the others) and sends the result
 with its next pull; the server records commits in commit order, each once its test is in (:class:`CommitLog`).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
+import torch.distributed.rpc as rpc
 from torch.futures import Future
 
 from ..config import Config
 from ..errors import Diverged
 from ..train import EvalStats, TrainStats
+from . import transport
 from .context import RunContext
 from .launch import LocalWorkers
 
@@ -325,3 +330,51 @@ class ParameterService:
         self.release = {int(r): t for r, t in data["clock"]["release"].items()}
         self.times_before = {int(r): dict(t) for r, t in data["workers"].items()}
         self.training_before = data["training_time"]
+
+
+# -- RPC entry points (called by the workers, run in the server process) -----------------------------------------
+_service: ParameterService | None = None
+_loud: int | None = None  # the C++ log level before the first bye quieted it for the shutdown
+
+
+@contextlib.contextmanager
+def serving(service: ParameterService) -> Iterator[None]:
+    """Answer the workers' calls with ``service`` while inside; afterwards restore the log level a bye lowered."""
+    global _service, _loud
+    _service = service
+    try:
+        yield
+    finally:
+        transport.quiet(_loud)  # the level of before (for the next run in this process)
+        _service, _loud = None, None
+
+
+def _serving() -> ParameterService:
+    if _service is None:
+        raise RuntimeError("this process serves no distributed run")
+    return _service
+
+
+def describe(rank: int):
+    return _serving().describe(rank)
+
+
+@rpc.functions.async_execution
+def pull(rank: int, commit: int | None, test: EvalStats | None, times: dict) -> Future:
+    return _serving().pull(rank, commit, test, times)
+
+
+@rpc.functions.async_execution
+def push(rank: int, state: Dict[str, torch.Tensor], stats: TrainStats) -> Future:
+    return _serving().push(rank, state, stats)
+
+
+def bye(rank: int, times: dict) -> None:
+    global _loud
+    _serving().bye(rank, times)
+    if _loud is None:  # the worker leaves: its pipe closing is no news (a failure is the service's to report)
+        _loud = transport.quiet()
+
+
+def fail(rank: int, message: str) -> None:
+    _serving().fail(rank, message)
