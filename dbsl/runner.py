@@ -15,7 +15,7 @@ from .errors import Diverged
 from .plan import build_plan
 from .ps.context import RunContext
 from .ps.simulated import run_simulated
-from .ps.monitor import Monitor, measured_clock_source
+from .monitor import Monitor, measured_clock_source
 from .record import RunRecord, environment, git_commit, versions
 from .threads import set_threads
 from .train import pin_cpu_isa, resolve_device

@@ -35,9 +35,8 @@ from .compose import compose_config
 from .identity import identity_overrides, run_dirname
 from .config import Config, ConfigError
 from .errors import ArgumentParser, Diverged
-from .plan import Plan, build_plan, dataset_size
+from .plan import batch_ratio_to_k, build_plan, dataset_size
 from .record import write_atomic
-from .timemodel import extra_time_ratio_for, profile_from_config
 
 log = logging.getLogger("dbsl")
 
@@ -68,29 +67,6 @@ class TuneSpec:
 
 
 # ---------------------------------------------------------------------------------------------------- the search
-def planned_time(plan: Plan, sync: str = "ASP") -> float:
-    """The modelled training time a plan implies, before running it.
-
-    Per phase: asynchronously (ASP/SSP) the workers together commit at sum_i 1/t_i mini-epochs per second, so the
-    phase's commits take commits / sum_i(1/t_i); synchronously (BSP) every round waits for the slowest worker.
-    """
-    total, n = 0.0, plan.num_workers
-    for phase in plan.phases:
-        times = [phase.time_small if plan.is_small(r) else phase.time_large for r in range(1, n + 1)]
-        commits = phase.end - phase.start
-        total += commits / n * max(times) if sync == "BSP" else commits / sum(1.0 / t for t in times)
-    return total
-
-
-def batch_ratio_to_k(cfg: Config, ratio: float, num_small: int) -> float:
-    """The k (rounded to 4 decimals) whose Eq. 8 small batch is ``ratio`` x B_L at the highest resolution."""
-    profile = profile_from_config(cfg.hardware)
-    res = cfg.schedule.resolutions[-1]
-    b_large = cfg.schedule.batch_large[-1] if cfg.schedule.batch_large else profile.batch_large[res]
-    k = extra_time_ratio_for(profile.model(res), ratio * b_large, b_large, cfg.ps.num_workers, num_small)
-    return round(k, 4)
-
-
 def suggest(trial: optuna.Trial, spec: TuneSpec, base: Config) -> List[str]:
     """The trial's overrides. k (or B_S/B_L) is only searched when n_S > 0: with n_S = 0 it has no effect."""
     overrides = []
@@ -128,7 +104,7 @@ def fastest_plan(spec: TuneSpec, base: Config) -> tuple[Optional[float], List[st
             cfg = dataclasses.replace(base, dbsl=dataclasses.replace(base.dbsl, num_small=num_small,
                                                                      extra_time_ratio=k))
             try:
-                seconds = planned_time(build_plan(cfg, dataset_size(cfg)), cfg.ps.sync)
+                seconds = build_plan(cfg, dataset_size(cfg)).modelled_time(cfg.ps.sync)
             except ConfigError:
                 continue
             if best[0] is None or seconds < best[0]:
@@ -155,7 +131,7 @@ class Tuner:
         if self.spec.budget_ratio is None:
             return None
         cfg = compose_config(self.spec.overrides + ["dbsl.num_small=0"])
-        return self.spec.budget_ratio * planned_time(build_plan(cfg, dataset_size(cfg)), cfg.ps.sync)
+        return self.spec.budget_ratio * build_plan(cfg, dataset_size(cfg)).modelled_time(cfg.ps.sync)
 
     def check_budget(self) -> None:
         """A budget must admit at least one configuration of the search space (checked at the fastest corners:
@@ -195,7 +171,7 @@ class Tuner:
         except ConfigError as err:  # e.g. no small batch fits the budget k gives: infeasible, not broken
             trial.set_user_attr("infeasible", str(err))
             raise optuna.TrialPruned(f"infeasible plan: {err}") from err
-        estimate = planned_time(plan, cfg.ps.sync)
+        estimate = plan.modelled_time(cfg.ps.sync)
         trial.set_user_attr("planned_time", estimate)
         trial.set_user_attr("batch_small", max(p.batch_small for p in plan.phases))
         if self.budget is not None and estimate > self.budget * (1 + PLAN_TOLERANCE):

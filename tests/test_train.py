@@ -13,7 +13,7 @@ from dbsl.config import OptimConfig
 from dbsl.data import load_dataset
 from dbsl.plan import build_plan
 from dbsl.ps.context import RunContext
-from dbsl.ps.monitor import Monitor
+from dbsl.monitor import Monitor
 from dbsl.ps.simulated import Simulation
 from dbsl.record import RunRecord, read_metric_rows
 from dbsl.train import LocalTrainer, evaluate, kernel_l2_penalty

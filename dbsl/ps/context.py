@@ -11,7 +11,8 @@ from ..models import ResNet18, build_model
 from ..plan import Plan
 from ..record import RunRecord
 from ..train import LocalTrainer
-from .monitor import Evaluator, Monitor
+from ..monitor import Monitor
+from .evaluator import Evaluator
 from .server import ParameterServer, SyncPolicy
 from .worker import Worker, derive_seed, shards
 

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 from omegaconf import OmegaConf
 
-from ..identity import identity_overrides
 from ..config import Config
+from ..identity import identity_overrides
 from ..record import read_metric_rows
 
 log = logging.getLogger("dbsl")
