@@ -16,6 +16,7 @@ from typing import List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from .data.facts import DATASET_NAMES
 from .errors import UserError
 
 
@@ -200,7 +201,7 @@ CHOICES = {
     "train.sampling": ("random_subset", "shard"),
     "train.cpu_isa": ("native", "avx2"),
     "train.steps": ("round", "ceil"),
-    "dataset.name": ("synthetic", "fashion_mnist", "cifar10", "cifar100", "imagenet"),
+    "dataset.name": DATASET_NAMES,
     "dataset.augment": ("paper", "shift", "padcrop", "none"),
     "model.name": ("resnet18",),
     "model.stem": ("cifar", "imagenet"),

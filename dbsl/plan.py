@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import List, Tuple
 
 from .config import Config
+from .data.facts import DATASETS
 from .timemodel import (BudgetError, HardwareProfile, data_split, extra_time_ratio_for, profile_from_config,
                         small_batch, update_factor)
 
@@ -22,13 +23,10 @@ from .timemodel import (BudgetError, HardwareProfile, data_split, extra_time_rat
 # (tf.data take()); the COMPSAC code's generator yields ceil(d/B), the last one partial.
 STEP_COUNTS = {"round": round, "ceil": math.ceil}
 
-# Training-set sizes of the named datasets, so that a plan can be printed without loading data.
-DATASET_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "imagenet": 1_281_167}
-
-
 def dataset_size(cfg: Config) -> int:
+    """The training-set size d of the config's dataset, without loading it (dbsl/data/facts.py)."""
     d = cfg.dataset
-    full = d.synthetic_train if d.name == "synthetic" else DATASET_SIZES[d.name]
+    full = d.synthetic_train if d.name == "synthetic" else DATASETS[d.name].train_size
     return min(d.num_train, full) if d.num_train else full
 
 
