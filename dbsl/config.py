@@ -86,7 +86,7 @@ class TrainConfig:
     # ceil: ceil(d/B), the last one partial (COMPSAC code's ImageDataGenerator.flow: 13125/500 -> 27)
     steps: str = "round"
     amp: bool = True  # CUDA only: autocast (float16) + GradScaler
-    channels_last: bool = True  # NHWC convolutions, training and evaluation (CPU: 1.1-1.3x faster; benchmarks/)
+    channels_last: bool = True  # NHWC convolutions, training and evaluation (faster on CPU: benchmarks/)
     threads: int = 0  # torch threads on CPU; 0: leave torch's default
     cpu_isa: str = "native"  # native: the fastest kernels this CPU has; avx2: pin ATen and oneDNN to AVX2 (runs agree
     #                          bit for bit across x86 CPUs with AVX2, at a cost; README "Determinism")

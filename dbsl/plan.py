@@ -11,11 +11,17 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import List, Tuple
 
+from rich.console import Console
+from rich.table import Table
+
+from .compose import compose_config
 from .config import Config
 from .data.facts import DATASETS
+from .errors import cli_main
 from .timemodel import (BudgetError, HardwareProfile, data_split, extra_time_ratio_for, profile_from_config,
                         small_batch, update_factor)
 
@@ -211,9 +217,7 @@ def build_plan(cfg: Config, dataset_size: int, profile: HardwareProfile | None =
         hardware=profile.name, phases=tuple(phases), step_count=cfg.train.steps)
 
 
-def plan_table(plan: Plan) -> "rich.table.Table":  # noqa: F821
-    from rich.table import Table
-
+def plan_table(plan: Plan) -> Table:
     title = (f"{plan.scheme}: n={plan.num_workers}, n_S={plan.num_small}, k={plan.extra_time_ratio}, "
              f"d={plan.dataset_size}, d_L={plan.data_large}, d_S={plan.data_small}, "
              f"f={plan.update_factor_small:.4g}, {plan.total_commits} commits, hardware={plan.hardware}")
@@ -242,12 +246,6 @@ dbsl.num_small=3.
 
 
 def _main(args: List[str]) -> int:
-    import sys
-
-    from rich.console import Console
-
-    from .compose import compose_config
-
     if "-h" in args or "--help" in args:
         print(PLAN_USAGE, end="")
         return 0
@@ -264,8 +262,6 @@ def _main(args: List[str]) -> int:
 
 def main(argv: List[str] | None = None) -> int:
     """python -m dbsl.plan [--json] [--debug] [hydra overrides ...]; bad input: one error line, exit status 2."""
-    from .errors import cli_main
-
     return cli_main(_main, argv, "nothing was written")
 
 

@@ -29,14 +29,21 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from rich.console import Console
+from rich.table import Table
 
 from .compose import compose_config
 from .identity import identity_overrides, run_dirname
 from .config import Config, ConfigError
-from .errors import ArgumentParser, Diverged
+from .errors import ArgumentParser, Diverged, cli_main
+from .paths import check_output_dir
 from .plan import batch_ratio_to_k, build_plan, dataset_size
 from .record import write_atomic
+from .runner import execute
+from .sinks.pruning import PruningSink
 
 log = logging.getLogger("dbsl")
 
@@ -157,9 +164,6 @@ class Tuner:
 
     def objective(self, trial: optuna.Trial):
         """Run the trial's config as an ordinary run; raise TrialPruned for infeasible plans and hopeless runs."""
-        from .runner import execute
-        from .sinks.pruning import PruningSink
-
         trial_overrides = suggest(trial, self.spec, self.base)
         run_dir = self.run_dir(trial_overrides)
         overrides = self.spec.overrides + trial_overrides
@@ -196,9 +200,6 @@ def open_study(spec: TuneSpec, name: str, folder: Path, storage: Optional[str], 
     """Create the study, or load it and check it searches the same thing."""
     folder.mkdir(parents=True, exist_ok=True)
     if storage is None:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
         storage = JournalStorage(JournalFileBackend(str(folder / "journal.log")))
     directions = ["maximize"] if spec.objective == "accuracy" else ["maximize", "minimize"]
     try:
@@ -321,9 +322,6 @@ def save_plots(study: optuna.Study, folder: Path) -> List[Path]:
 
 
 def print_trials(study: optuna.Study, best: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"study {study.study_name}")
     for column in ("trial", "state", "params", "best top-1", "modelled s", "note"):
         table.add_column(column, overflow="fold")
@@ -411,14 +409,10 @@ def _with_step(values: tuple, step: float) -> tuple:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Bad input (options, overrides, an impossible budget, an unusable results_dir): one error line, status 2."""
-    from .errors import cli_main
-
     return cli_main(_main, argv, "the same command continues the study (an interrupted trial runs again first)")
 
 
 def _main(argv: Sequence[str]) -> int:
-    from .paths import check_output_dir
-
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = build_parser().parse_intermixed_args(argv)

@@ -28,7 +28,7 @@ class RunContext:
 
     def new_model(self, initialise: bool = True) -> ResNet18:
         """A model on the run's device; ``initialise=False`` skips the random init (for a worker, whose first pull
-        overwrites every weight and buffer: building width 64 randomly takes ~1.5 s on this CPU)."""
+        overwrites every weight and buffer: a random init of a wide model costs seconds on a CPU)."""
         if initialise:
             return build_model(self.cfg.model, self.source.num_classes, self.source.channels).to(self.device)
         with torch.device("meta"):

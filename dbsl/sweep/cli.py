@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import List, Sequence
 
 import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from ..config import Config
 from ..errors import ArgumentParser, UserError, cli_main
@@ -84,9 +86,6 @@ def merge_overrides(grid: Sequence[str], extra: Sequence[str]) -> list[str]:
 
 def expand_jobs(overrides: Sequence[str]) -> list[list[str]]:
     """The runs one multirun of ``overrides`` makes (Hydra's own parser and basic sweeper's cartesian product)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
