@@ -114,23 +114,6 @@ def test_named_preset_with_a_failing_run_finishes_the_others_and_reports_it(tmp_
     assert "2 completed, 0 skipped, 1 failed, 0 cancelled" in proc.stdout
 
 
-def test_every_preset_composes_and_plans():
-    from dbsl.compose import compose_config
-    from dbsl.plan import build_plan, dataset_size
-
-    presets = list_presets()
-    for name in ("demo", "smoke", "table8", "table8_cpu", "table10", "table10_cpu", "table3", "table3_cpu",
-                 "table5", "table5_cpu"):
-        assert name in presets, name
-    for name in presets:
-        preset = load_preset(name)
-        assert preset.description
-        for grid in preset.grids:
-            jobs = expand_jobs(grid)
-            cfg = compose_config(jobs[-1])  # the grid's last run: the largest n_S / k of the sweep
-            build_plan(cfg, dataset_size(cfg))
-
-
 def test_presets_match_the_papers_tables():
     jobs = lambda name: [j for g in load_preset(name).grids for j in expand_jobs(g)]  # noqa: E731
     table8 = jobs("table8")
