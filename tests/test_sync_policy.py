@@ -69,3 +69,4 @@ def test_checkpoint_at_phase_starts_and_every_k_commits_but_never_after_the_last
     assert not bsp.checkpoint_due([0, 1, 2])
     bsp.push_round([1, 2, 3], [bsp.state] * 3)  # commits 3..5: the 5th merge is inside this round
     assert bsp.checkpoint_due([3, 4, 5])
+
