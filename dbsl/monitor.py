@@ -121,9 +121,10 @@ class Monitor:
 
 def measured_clock_source(executor: str, sync: str, device: torch.device) -> str | None:
     """'cpu' for the simulated executor training on one CPU thread: a mini-epoch's CPU seconds are then what a
-    machine of its own would take, and other processes sharing the cores do not inflate them as they do wall
-    seconds. Otherwise 'wall' (several threads, a GPU, or real workers). None under BSP/SSP, whose waits the
-    back-to-back replay does not model."""
+    machine of its own would take, and other processes sharing the cores inflate them far less than wall seconds
+    (not at all is too much to hope for: shared caches and sibling hyper-threads still slow them). Otherwise 'wall'
+    (several threads, a GPU, or real workers). None under BSP/SSP, whose waits the back-to-back replay does not
+    model."""
     if sync != "ASP":
         return None
     one_thread = device.type == "cpu" and torch.get_num_threads() == 1

@@ -278,8 +278,8 @@ def parser() -> argparse.ArgumentParser:
                    help="time model kind (auto: linear unless the line fits badly)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall: elapsed seconds; cpu: this process's CPU seconds, for one thread on the CPU, which "
-                        "other processes on the cores do not inflate (what the simulated executor's measured clock "
-                        "uses with train.threads=1)")
+                        "other processes on the cores inflate far less (what the simulated executor's measured clock "
+                        "uses with train.threads=1); calibrate under the load the runs will see")
     p.add_argument("--no-validate", action="store_true", help="skip the Table-4 check of whole mini-epochs")
     p.add_argument("--validate-steps", type=int, help="at most this many batches per checked mini-epoch (0: all)")
     p.add_argument("--validate-repeats", type=int, help="timed repeats per checked mini-epoch (default 3, quick 1)")
@@ -325,9 +325,9 @@ def _main(argv: List[str]) -> int:
                           "add train.threads=1 (and device=cpu)")
     say(f"calibrating {name} on {device} ({torch.get_num_threads()} threads): resolutions "
         f"{settings.resolutions}, {'quick' if args.quick else 'full'} mode")
-    busy = machine_load(device) if args.clock == "wall" else None  # CPU seconds do not see the others
+    busy = machine_load(device)
     if busy:
-        say(f"warning: {busy}")
+        say(f"warning: {busy}" + (" (CPU seconds are affected less, but not immune)" if args.clock == "cpu" else ""))
     source = load_dataset(cfg.dataset, cfg.seed)
     bench = TrainingStep(cfg, source, device)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
