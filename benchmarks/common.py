@@ -75,11 +75,12 @@ def random_batches(count: int, batch: int, resolution: int, channels: int = 3, c
 
 # -- the study ------------------------------------------------------------------------------------------------
 # the CPU study preset (issue 13) whose run length and shapes decide what pays; where it is not on this branch yet,
-# the pilot's settings it is frozen from
+# its draft of 2026-12-02 spelled out on the preset it derives from
 STUDY = ["experiment=fmnist_study"]
-PILOT = ["experiment=cpu_fashion_mnist", "dataset.num_train=12000", "schedule.batch_large=[64,64]",
-         "schedule.epochs=32", "optim.lr_milestones=[16,24]", "schedule.cycle_ends=[8,16,20,24,28,32]",
-         "optim.warmup_epochs=2", "optim.warmup_start_lr=0.02", "hardware=cpu1t_w16_fmnist"]
+PILOT = ["experiment=cpu_fashion_mnist", "dataset.num_train=12000", "dataset.num_test=0",
+         "schedule.batch_large=[96,64]", "schedule.epochs=32", "optim.lr_milestones=[16,24]",
+         "schedule.cycle_ends=[8,16,20,24,28,32]", "optim.warmup_epochs=2", "optim.warmup_start_lr=0.02",
+         "hardware=cpu1t_w16_fmnist", "train.eval_every=4", "train.threads=1"]
 
 
 def study(scheme: str):
@@ -90,8 +91,8 @@ def study(scheme: str):
     preset = STUDY[0].split("=", 1)[1]
     if (ROOT / "dbsl" / "conf" / "experiment" / f"{preset}.yaml").is_file():
         overrides, source = STUDY, " ".join(STUDY)
-    else:  # not on this branch yet: the pilot it is frozen from
-        overrides, source = PILOT, f"experiment={preset} is not on this branch; the pilot: " + " ".join(PILOT)
+    else:  # not on this branch yet: its draft
+        overrides, source = PILOT, f"experiment={preset} is not on this branch; its draft: " + " ".join(PILOT)
     cfg = compose_config([*overrides, f"scheme={scheme}"])
     return cfg, build_plan(cfg, dataset_size(cfg)), source
 
