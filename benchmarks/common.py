@@ -141,12 +141,14 @@ def result(name: str, title: str, target: str, columns: Sequence[Tuple[str, str]
     tables, each {"title", "columns", "rows"}.
     """
     headline = dict(headline or {})
-    if headline.get("target") is not None and headline.get("value") is not None:
+    if "met" in headline:  # a benchmark that judged its own headline (e.g. a value of "never")
+        pass
+    elif headline.get("target") is not None and headline.get("value") is not None:
         value, bound = headline["value"], headline["target"]
         headline["met"] = value >= bound if headline.get("higher_is_better", True) else value <= bound
         headline["decided"] = decided(headline.get("interval"), bound)
     else:
-        headline.setdefault("met", None)
+        headline["met"] = None
     return {"name": name, "title": title, "target": target, "columns": [list(c) for c in columns],
             "rows": [{k: rounded_all(v) for k, v in row.items()} for row in rows],
             "headline": {k: rounded_all(v) for k, v in headline.items()}, "notes": list(notes), "threads": threads(),

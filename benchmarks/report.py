@@ -52,6 +52,16 @@ def interval_text(headline: dict) -> str:
     return f"- ({how})" if how else "-"
 
 
+def run_lines(header: dict) -> List[str]:
+    """The machine's load during the run that wrote this header, and the earlier runs whose results it kept."""
+    runs = header.get("runs") or []
+    if len(runs) <= 1:
+        return [load_line(header.get("load"))]
+    return [f"Made by {len(runs)} runs:", ""] + [
+        f"- `{r['command']}` ({r.get('date')}; {', '.join(r.get('benchmarks', []))}). {load_line(r.get('load'))}"
+        for r in runs]
+
+
 def load_line(load: dict | None) -> str:
     """What other processes did to the machine while benchmarks ran (see run.LoadMonitor)."""
     if not load:
@@ -84,7 +94,7 @@ def markdown(results: Dict[str, dict], order: List[str], header: dict) -> str:
              "(interleaved rounds, medians). The 95 % interval is a distribution-free interval of the median "
              "per-round ratio; the clock is CPU seconds (time.process_time) for one-thread sides, wall seconds "
              "otherwise. A verdict is met or missed only when the whole interval is on one side of the target.", "",
-             load_line(header.get("load")), "",
+             *run_lines(header), "",
              "| benchmark | ratio | value | 95 % interval | target | verdict | load avg before/after |",
              "|---|---|---|---|---|---|---|"]
     for name in names:

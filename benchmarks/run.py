@@ -129,6 +129,24 @@ def run_one(name: str, size: str, out_dir: Path) -> dict:
     return data
 
 
+def earlier_runs(out_dir: Path, names: List[str]) -> List[dict]:
+    """The runs behind the result files in ``out_dir`` that this run leaves in place (``--only``), from its
+    results.json: so that a refreshed directory still says which command, and which load, made each result."""
+    try:
+        previous = json.loads((out_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return []
+    runs = previous.get("runs") or [{"command": previous.get("command"), "date": previous.get("date"),
+                                     "benchmarks": sorted(previous.get("benchmarks", {})),
+                                     "load": previous.get("load")}]
+    kept = []
+    for run in runs:
+        left = [n for n in run.get("benchmarks", []) if n not in names]
+        if left:
+            kept.append(dict(run, benchmarks=left))
+    return kept
+
+
 def parse(argv: List[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds per benchmark (same as --size quick)")
@@ -186,8 +204,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"[bench] {name}: {h.get('label')} = {h.get('value')}{spread} ({data['seconds']} s)",
                   file=sys.stderr, flush=True)
     monitor.__exit__()
-    header = {"date": dt.date.today().isoformat(), "size": args.size, "command": command.strip(),
-              "machine": machine(), "load": monitor.summary()}
+    this_run = {"command": command.strip(), "date": dt.date.today().isoformat(), "benchmarks": args.names,
+                "load": monitor.summary()}
+    header = {"date": this_run["date"], "size": args.size, "command": this_run["command"], "machine": machine(),
+              "load": this_run["load"], "runs": earlier_runs(args.out, args.names) + [this_run]}
     report.write(args.out, list(BENCHMARKS), header)
     print(f"[bench] wrote {args.out / 'results.json'} and {args.out / 'results.md'}", file=sys.stderr)
     return 1 if failed else 0

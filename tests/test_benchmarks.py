@@ -240,3 +240,27 @@ def test_break_even_per_scheme_by_hand(monkeypatch):
     assert by["cpl"]["compile_s"] == 50.0 and by["cpl"]["saving_s"] == pytest.approx(99.84)
     # hybrid: 4 shapes, 100 s; 32 mini-epochs each of 33, 66, 49, 98 batches: 32 x 246 x 0.02 = 157.44 s
     assert by["hybrid"]["compile_s"] == 100.0 and by["hybrid"]["saving_s"] == pytest.approx(157.44)
+
+
+def test_compile_headline_decides_on_the_break_even_interval():
+    from benchmarks.compile_cost import compile_headline
+
+    def judged(value, interval):
+        row = {"scheme": "baseline", "break_even": value, "mini_epochs": 128, "break_even_interval": interval,
+               "saving_s": 1.0, "compile_s": 47.0}
+        h = result("x", "x", "x", [], [], headline=compile_headline(row, 9))["headline"]
+        return h["value"], report.verdict(h)
+
+    assert judged(None, ["never", "never"]) == ("never", "**missed**")  # no speed-up even at the interval's best
+    assert judged(None, [127.0, "never"]) == ("never", "undecided (value: missed)")  # 127 <= 128 at best
+    assert judged(50.0, [40.0, 90.0]) == (50.0, "met")
+    assert judged(300.0, [129.0, 500.0]) == (300.0, "**missed**")
+
+
+def test_refreshing_one_benchmark_keeps_the_record_of_the_earlier_run(tmp_path):
+    out = str(tmp_path)
+    assert bench.main(["--size", "tiny", "--only", "cpl_saving,eval_cost", "--out", out]) == 0
+    assert bench.main(["--size", "tiny", "--only", "cpl_saving", "--out", out]) == 0
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert [r["benchmarks"] for r in runs] == [["eval_cost"], ["cpl_saving"]]
+    assert "Made by 2 runs" in (tmp_path / "results.md").read_text()
