@@ -1,4 +1,5 @@
-"""Compose a validated config outside a Hydra app (the plan CLI, tuning, tests) from the same config tree."""
+"""Compose a validated config outside a Hydra app (the plan CLI, tuning, tests) from the same config tree, and
+register the resolvers the config tree uses (run directory names, the checked results_dir)."""
 from __future__ import annotations
 
 import warnings
@@ -9,25 +10,15 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from .config import Config, register, to_config
-
-
-def dirname_resolver(override_dirname: str) -> str:
-    """A run directory's name from its overrides ('default' when none; hashed when too long for a file name)."""
-    import hashlib
-
-    name = override_dirname.replace("/", "_") or "default"
-    if len(name) > 180:
-        name = name[:160] + "_" + hashlib.sha1(name.encode()).hexdigest()[:12]
-    return name
+from .identity import run_dirname
+from .paths import results_subdir
 
 
 def register_all() -> None:
     register()
     if not OmegaConf.has_resolver("dbsl_dirname"):
-        OmegaConf.register_new_resolver("dbsl_dirname", dirname_resolver)
+        OmegaConf.register_new_resolver("dbsl_dirname", run_dirname)
     if not OmegaConf.has_resolver("dbsl_output_dir"):
-        from .paths import results_subdir
-
         OmegaConf.register_new_resolver("dbsl_output_dir", results_subdir)
 
 

@@ -16,6 +16,7 @@ from typing import List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from .data.facts import DATASET_NAMES
 from .errors import UserError
 
 
@@ -85,7 +86,7 @@ class TrainConfig:
     # ceil: ceil(d/B), the last one partial (COMPSAC code's ImageDataGenerator.flow: 13125/500 -> 27)
     steps: str = "round"
     amp: bool = True  # CUDA only: autocast (float16) + GradScaler
-    channels_last: bool = True  # NHWC convolutions, training and evaluation (CPU: 1.1-1.3x faster; benchmarks/)
+    channels_last: bool = True  # NHWC convolutions, training and evaluation (faster on CPU: benchmarks/)
     threads: int = 0  # torch threads on CPU; 0: leave torch's default
     cpu_isa: str = "native"  # native: the fastest kernels this CPU has; avx2: pin ATen and oneDNN to AVX2 (runs agree
     #                          bit for bit across x86 CPUs with AVX2, at a cost; README "Determinism")
@@ -200,7 +201,7 @@ CHOICES = {
     "train.sampling": ("random_subset", "shard"),
     "train.cpu_isa": ("native", "avx2"),
     "train.steps": ("round", "ceil"),
-    "dataset.name": ("synthetic", "fashion_mnist", "cifar10", "cifar100", "imagenet"),
+    "dataset.name": DATASET_NAMES,
     "dataset.augment": ("paper", "shift", "padcrop", "none"),
     "model.name": ("resnet18",),
     "model.stem": ("cifar", "imagenet"),

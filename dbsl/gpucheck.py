@@ -39,6 +39,16 @@ from typing import Callable, Dict, List
 import torch
 import torch.nn.functional as F
 
+from . import __version__
+from .compose import compose_config
+from .data import Pipeline, load_dataset
+from .models import build_model
+from .ps.remote_server import WorkerFailure
+from .ps.remote_worker import FAULT_ENV
+from .record import read_metric_rows, write_atomic
+from .runner import execute
+from .train import LocalTrainer, evaluate
+
 PAPER_PRESETS = ("paper_cifar100", "compsac_cifar100", "paper_imagenet")
 # a hybrid run (CPL 8 -> 16 px and an LR step) on 2 workers, worker 1 at the small batch: 8 commits, tests at 1,3,5,7
 SMOKE = ["experiment=smoke", "scheme=hybrid", "ps.num_workers=2", "dbsl.num_small=1", "dataset.synthetic_train=512",
@@ -103,8 +113,6 @@ class Checks:
 
     # environment ---------------------------------------------------------------------------------------------
     def environment(self) -> dict:
-        from . import __version__
-
         info = {"dbsl": __version__, "torch": torch.__version__, "cuda": torch.version.cuda,
                 "device": str(self.device), "gpus": []}
         if self.device.type == "cuda":
@@ -120,10 +128,6 @@ class Checks:
 
     # AMP and memory format -----------------------------------------------------------------------------------
     def amp_dtypes(self) -> dict:
-        from .compose import compose_config
-        from .models import build_model
-        from .train import LocalTrainer, evaluate
-
         out = {}
         for preset in PAPER_PRESETS:
             cfg = compose_config([f"experiment={preset}"])
@@ -171,11 +175,6 @@ class Checks:
 
     # evaluation against float32 --------------------------------------------------------------------------------
     def evaluation(self) -> dict:
-        from .compose import compose_config
-        from .data import Pipeline, load_dataset
-        from .models import build_model
-        from .train import LocalTrainer, evaluate
-
         cfg = compose_config(SMOKE + ["model.width=8", "dataset.synthetic_test=512"])
         source = load_dataset(cfg.dataset, cfg.seed)
         torch.manual_seed(0)
@@ -205,9 +204,6 @@ class Checks:
     # executors -------------------------------------------------------------------------------------------------
     def run(self, name: str, *overrides: str, sinks=(), resume: bool = False) -> dict:
         """One smoke run on this device; a fresh one (overwrite=true) unless ``resume``."""
-        from .compose import compose_config
-        from .runner import execute
-
         device = [] if any(o.startswith("device=") for o in overrides) else [self.device_override]
         fresh = [] if resume else ["overwrite=true"]
         overrides = (*device, *overrides, *fresh)
@@ -215,8 +211,6 @@ class Checks:
         return execute(cfg, list(overrides), extra_sinks=sinks)
 
     def completed(self, name: str, summary: dict) -> dict:
-        from .record import read_metric_rows
-
         rows = read_metric_rows(self.runs / name / "metrics.csv")
         result = {"status": summary.get("status"), "commits": len(rows), "final": summary.get("final"),
                   "wall_time": summary.get("wall_time"), "resumed_from_commit": summary.get("resumed_from_commit")}
@@ -251,8 +245,6 @@ class Checks:
         name = f"distributed_per_gpu_{n}_workers"
         summary = self.run(name, "executor=distributed", "device=auto", f"ps.num_workers={n}", "scheme=cpl",
                            f"dataset.synthetic_train={256 * n}")
-        from .record import read_metric_rows
-
         rows = read_metric_rows(self.runs / name / "metrics.csv")
         result = {"workers": n, "status": summary.get("status"), "commits": len(rows),
                   "workers_seen": sorted({int(r["worker"]) for r in rows}), "final": summary.get("final")}
@@ -276,9 +268,6 @@ class Checks:
         return self._compare(resumed, reference)
 
     def resume_distributed(self) -> dict:
-        from .ps.remote_worker import FAULT_ENV
-        from .ps.service import WorkerFailure
-
         every = ["executor=distributed", "checkpoint_every=2"]
         before = os.environ.get(FAULT_ENV)
         os.environ[FAULT_ENV] = "2:3"  # worker 2 is killed after its 3rd push
@@ -371,9 +360,6 @@ def markdown(report: dict) -> str:
 
 
 def write_report(out: Path, results: List[dict], device: torch.device) -> dict:
-    from . import __version__
-    from .record import write_atomic
-
     report = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "dbsl": __version__,
               "torch": torch.__version__, "cuda": torch.version.cuda, "device": str(device),
               "passed": all(r["status"] != "failed" for r in results), "checks": results}

@@ -11,24 +11,28 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import List, Tuple
 
+from rich.console import Console
+from rich.table import Table
+
+from .compose import compose_config
 from .config import Config
-from .timemodel import (BudgetError, HardwareProfile, data_split, profile_from_config, small_batch,
-                        update_factor)
+from .data.facts import DATASETS
+from .errors import cli_main
+from .timemodel import (BudgetError, HardwareProfile, data_split, extra_time_ratio_for, profile_from_config,
+                        small_batch, update_factor)
 
 # Batches per mini-epoch of d samples at batch B (train.steps): the journal code trains round(d/B) full batches
 # (tf.data take()); the COMPSAC code's generator yields ceil(d/B), the last one partial.
 STEP_COUNTS = {"round": round, "ceil": math.ceil}
 
-# Training-set sizes of the named datasets, so that a plan can be printed without loading data.
-DATASET_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "imagenet": 1_281_167}
-
-
 def dataset_size(cfg: Config) -> int:
+    """The training-set size d of the config's dataset, without loading it (dbsl/data/facts.py)."""
     d = cfg.dataset
-    full = d.synthetic_train if d.name == "synthetic" else DATASET_SIZES[d.name]
+    full = d.synthetic_train if d.name == "synthetic" else DATASETS[d.name].train_size
     return min(d.num_train, full) if d.num_train else full
 
 
@@ -107,6 +111,19 @@ class Plan:
     def mini_epoch_time(self, rank: int, phase: Phase) -> float:
         return phase.time_small if self.is_small(rank) else phase.time_large
 
+    def modelled_time(self, sync: str = "ASP") -> float:
+        """The modelled training time the plan implies, before running it.
+
+        Per phase: asynchronously (ASP/SSP) the workers together commit at sum_i 1/t_i mini-epochs per second, so the
+        phase's commits take commits / sum_i(1/t_i); synchronously (BSP) every round waits for the slowest worker.
+        """
+        total, n = 0.0, self.num_workers
+        for phase in self.phases:
+            times = [self.mini_epoch_time(r, phase) for r in range(1, n + 1)]
+            commits = phase.end - phase.start
+            total += commits / n * max(times) if sync == "BSP" else commits / sum(1.0 / t for t in times)
+        return total
+
     @property
     def epoch_commits(self) -> int:
         return self.num_workers
@@ -147,6 +164,21 @@ def stage_boundaries(cfg: Config) -> List[Tuple[int, int, int, int]]:
     return phases
 
 
+def large_batch(cfg: Config, profile: HardwareProfile, r_idx: int) -> int:
+    """B_L at the schedule's ``r_idx``-th resolution: ``schedule.batch_large`` when set, else the hardware profile's."""
+    s = cfg.schedule
+    return s.batch_large[r_idx] if s.batch_large is not None else profile.batch_large[s.resolutions[r_idx]]
+
+
+def batch_ratio_to_k(cfg: Config, ratio: float, num_small: int) -> float:
+    """The k (rounded to 4 decimals) whose Eq. 8 small batch is ``ratio`` x B_L at the highest resolution."""
+    profile = profile_from_config(cfg.hardware)
+    b_large = large_batch(cfg, profile, -1)
+    k = extra_time_ratio_for(profile.model(cfg.schedule.resolutions[-1]), ratio * b_large, b_large,
+                             cfg.ps.num_workers, num_small)
+    return round(k, 4)
+
+
 def build_plan(cfg: Config, dataset_size: int, profile: HardwareProfile | None = None) -> Plan:
     """Pure: the plan of a run from its config, the training-set size d and the hardware profile."""
     profile = profile or profile_from_config(cfg.hardware)
@@ -159,7 +191,7 @@ def build_plan(cfg: Config, dataset_size: int, profile: HardwareProfile | None =
     for index, (stage, r_idx, lo, hi) in enumerate(stage_boundaries(cfg)):
         res = s.resolutions[r_idx]
         model = profile.model(res)
-        b_large = s.batch_large[r_idx] if s.batch_large is not None else profile.batch_large[res]
+        b_large = large_batch(cfg, profile, r_idx)
         b_small = small_batch(model, b_large, dataset_size, n, k, split.data_small, cfg.dbsl.rounding, res) \
             if n_small else 0
         steps_large = STEP_COUNTS[cfg.train.steps](split.data_large / b_large)
@@ -185,9 +217,7 @@ def build_plan(cfg: Config, dataset_size: int, profile: HardwareProfile | None =
         hardware=profile.name, phases=tuple(phases), step_count=cfg.train.steps)
 
 
-def plan_table(plan: Plan) -> "rich.table.Table":  # noqa: F821
-    from rich.table import Table
-
+def plan_table(plan: Plan) -> Table:
     title = (f"{plan.scheme}: n={plan.num_workers}, n_S={plan.num_small}, k={plan.extra_time_ratio}, "
              f"d={plan.dataset_size}, d_L={plan.data_large}, d_S={plan.data_small}, "
              f"f={plan.update_factor_small:.4g}, {plan.total_commits} commits, hardware={plan.hardware}")
@@ -216,12 +246,6 @@ dbsl.num_small=3.
 
 
 def _main(args: List[str]) -> int:
-    import sys
-
-    from rich.console import Console
-
-    from .compose import compose_config
-
     if "-h" in args or "--help" in args:
         print(PLAN_USAGE, end="")
         return 0
@@ -238,8 +262,6 @@ def _main(args: List[str]) -> int:
 
 def main(argv: List[str] | None = None) -> int:
     """python -m dbsl.plan [--json] [--debug] [hydra overrides ...]; bad input: one error line, exit status 2."""
-    from .errors import cli_main
-
     return cli_main(_main, argv, "nothing was written")
 
 

@@ -17,6 +17,7 @@ names it and the way out (``overwrite=true``).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from typing import Any, Iterable
 
 import torch
 
+from . import __version__
 from .errors import RecordError
 
 METRIC_COLUMNS = (
@@ -66,9 +68,7 @@ def git_commit() -> str | None:
 
 
 def versions() -> dict:
-    import torchvision
-
-    from . import __version__
+    import torchvision  # here: the report reads records without loading torchvision
 
     return {"dbsl": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "platform": platform.platform()}
@@ -169,8 +169,6 @@ class RunRecord:
 
     # -- checkpoint ----------------------------------------------------------------------------------------
     def save_checkpoint(self, state: dict) -> None:
-        import io
-
         buf = io.BytesIO()
         torch.save(state, buf)
         write_atomic(self.checkpoint_path, buf.getvalue())
@@ -199,8 +197,6 @@ def _cell(value):
 
 
 def _csv_text(rows: list[dict]) -> str:
-    import io
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -1,7 +1,7 @@
 """python -m dbsl.run [-m] <overrides>: the Hydra app (one run, or a multirun sweep with -m).
 
 In a multirun a failing run never stops the sweep (unless ``fail_fast=true``): its summary.json says failed, the
-job's outcome is recorded (dbsl.callbacks), the other runs go on, and the sweep ends with a summary table and exit
+job's outcome is recorded (dbsl.sweep.outcomes), the other runs go on, and the sweep ends with a summary table and exit
 status 1. With ``fail_fast=true`` the jobs not yet started when a run fails are cancelled.
 
 Bad input (an unknown preset or key, a value out of range, a missing dataset, a damaged record, an unusable
@@ -18,16 +18,17 @@ import traceback
 import warnings
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .callbacks import any_job_failed, job_outcome, sweep_exit_code, torchrun_worker_rank, write_job_outcome
 from .compose import register_all
 from .config import to_config
 from .errors import Diverged, debug_requested, one_line, reported, set_debug, user_error
-from .runner import cpu_threads_per_process, execute
+from .ps.launch import torchrun_worker
+from .runner import execute
+from .sweep.outcomes import any_job_failed, job_outcome, sweep_exit_code, write_job_outcome
+from .threads import set_threads
 
 log = logging.getLogger("dbsl")
 register_all()
@@ -48,10 +49,10 @@ def share_cores(dcfg: DictConfig) -> None:
     """Under the joblib launcher, give each parallel run its share of the cores (unless train.threads is set):
     torch's default of one thread per core in every run slows them all down many times over."""
     launcher = HydraConfig.get().launcher
-    if "joblib" not in str(launcher.get("_target_", "")) or OmegaConf.select(dcfg, "train.threads", default=0):
+    if "joblib" not in str(launcher.get("_target_", "")):
         return
     n_jobs = launcher.get("n_jobs") or -1
-    torch.set_num_threads(cpu_threads_per_process((os.cpu_count() or 1) if n_jobs < 0 else n_jobs))
+    set_threads(OmegaConf.select(dcfg, "train.threads", default=0), (os.cpu_count() or 1) if n_jobs < 0 else n_jobs)
 
 
 def sweep_job(dcfg: DictConfig) -> dict:
@@ -73,7 +74,7 @@ def sweep_job(dcfg: DictConfig) -> dict:
                 log.error("run %s failed: %s", run_dir, one_line(known))
             status = "diverged" if isinstance(known, Diverged) else "failed"
             outcome = job_outcome(status, run_dir, overrides, error=f"{type(err).__name__}: {err}")
-    if not torchrun_worker_rank():  # under torchrun the server (rank 0) reports the run, ranks 1..n serve it
+    if not torchrun_worker():  # under torchrun the server (rank 0) reports the run, ranks 1..n serve it
         write_job_outcome(hc.sweep.dir, hc.job.num, outcome)
     return outcome
 

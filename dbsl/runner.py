@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import traceback
 from typing import Callable, Dict, Sequence
 
@@ -15,18 +14,18 @@ from .data import load_dataset
 from .errors import Diverged
 from .plan import build_plan
 from .ps.context import RunContext
-from .ps.monitor import Monitor, measured_clock_source
+from .ps.simulated import run_simulated
+from .monitor import Monitor, measured_clock_source
 from .record import RunRecord, environment, git_commit, versions
+from .threads import set_threads
 from .train import pin_cpu_isa, resolve_device
 
 log = logging.getLogger("dbsl")
 
 
 def _executors() -> Dict[str, Callable]:
-    from .ps.simulated import run_simulated
-
     executors = {"simulated": run_simulated}
-    try:
+    try:  # torch builds without torch.distributed.rpc still run the simulated executor
         from .ps.distributed import run_distributed
 
         executors["distributed"] = run_distributed
@@ -38,7 +37,7 @@ def _executors() -> Dict[str, Callable]:
 def make_sinks(cfg: Config, summary: dict) -> list:
     if not cfg.logger.wandb:
         return []
-    from .sinks.wandb import WandbSink
+    from .sinks.wandb import WandbSink  # wandb takes seconds to import: only for runs that log to it
 
     return [WandbSink(cfg, summary)]
 
@@ -69,7 +68,7 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
 
     ``extra_sinks`` receive every commit's row besides the logger's (e.g. dbsl.tune's pruning sink)."""
     if cfg.executor.name == "distributed":  # under torchrun, ranks 1..n are workers and write no record
-        from .ps.distributed import serve_if_worker
+        from .ps.distributed import serve_if_worker  # only distributed runs need torch.distributed.rpc
 
         if (served := serve_if_worker(cfg)) is not None:
             return served
@@ -88,8 +87,7 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
     elif cfg.overwrite:
         record.checkpoint_path.unlink(missing_ok=True)
     pin_cpu_isa(cfg.train.cpu_isa)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    set_threads(cfg.train.threads)
     device = resolve_device(cfg.device)
     source = load_dataset(cfg.dataset, cfg.seed)  # a missing or corrupt dataset fails here, before any training
     plan = build_plan(cfg, len(source.train))  # an impossible budget fails here
@@ -102,7 +100,7 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
     record.write_summary(summary)
     record.open_metrics(keep_until_commit=checkpoint["commit"] if checkpoint else None)
     sinks = make_sinks(cfg, summary) + list(extra_sinks)
-    monitor = Monitor(plan, record, cfg.train.eval_every, sinks, cfg.logger.progress,
+    monitor = Monitor(plan, record, sinks, cfg.logger.progress,
                       start_commit=checkpoint["commit"] + 1 if checkpoint else 0,
                       measured_clock=measured_clock_source(cfg.executor.name, cfg.ps.sync, device))
     ctx = RunContext(cfg, plan, source, device, record, monitor)
@@ -133,8 +131,3 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
              f"n_S={plan.num_small}", summary["best"]["test_top1"], summary["final"]["test_top1"],
              summary["modelled_time"], summary["wall_time"], record.dir)
     return summary
-
-
-def cpu_threads_per_process(processes: int) -> int:
-    """Threads each of ``processes`` CPU processes may use without oversubscribing the machine."""
-    return max(1, (os.cpu_count() or 1) // processes)

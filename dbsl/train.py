@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import OptimConfig
+from .config import ConfigError, OptimConfig
 from .models import kernel_parameters
 
 Batch = Tuple[torch.Tensor, torch.Tensor]
@@ -49,8 +49,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         name = f"cuda:{local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        from .config import ConfigError
-
         raise ConfigError(f"device={name!r}: CUDA is not available on this machine; use device=cpu or device=auto")
     return torch.device(name)
 
@@ -67,8 +65,6 @@ def pin_cpu_isa(isa: str) -> None:
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
     got = torch.backends.cpu.get_cpu_capability()
     if got not in ("AVX2", "DEFAULT"):
-        from .config import ConfigError
-
         raise ConfigError(f"train.cpu_isa={isa!r}: this process already runs {got} kernels; start it with "
                           "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 in the environment")
 

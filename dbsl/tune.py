@@ -29,15 +29,21 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from rich.console import Console
+from rich.table import Table
 
-from .callbacks import identity_overrides
-from .compose import compose_config, dirname_resolver
+from .compose import compose_config
+from .identity import identity_overrides, run_dirname
 from .config import Config, ConfigError
-from .errors import ArgumentParser, Diverged
-from .plan import Plan, build_plan, dataset_size
+from .errors import ArgumentParser, Diverged, cli_main
+from .paths import check_output_dir
+from .plan import batch_ratio_to_k, build_plan, dataset_size
 from .record import write_atomic
-from .timemodel import extra_time_ratio_for, profile_from_config
+from .runner import execute
+from .sinks.pruning import PruningSink
 
 log = logging.getLogger("dbsl")
 
@@ -68,29 +74,6 @@ class TuneSpec:
 
 
 # ---------------------------------------------------------------------------------------------------- the search
-def planned_time(plan: Plan, sync: str = "ASP") -> float:
-    """The modelled training time a plan implies, before running it.
-
-    Per phase: asynchronously (ASP/SSP) the workers together commit at sum_i 1/t_i mini-epochs per second, so the
-    phase's commits take commits / sum_i(1/t_i); synchronously (BSP) every round waits for the slowest worker.
-    """
-    total, n = 0.0, plan.num_workers
-    for phase in plan.phases:
-        times = [phase.time_small if plan.is_small(r) else phase.time_large for r in range(1, n + 1)]
-        commits = phase.end - phase.start
-        total += commits / n * max(times) if sync == "BSP" else commits / sum(1.0 / t for t in times)
-    return total
-
-
-def batch_ratio_to_k(cfg: Config, ratio: float, num_small: int) -> float:
-    """The k (rounded to 4 decimals) whose Eq. 8 small batch is ``ratio`` x B_L at the highest resolution."""
-    profile = profile_from_config(cfg.hardware)
-    res = cfg.schedule.resolutions[-1]
-    b_large = cfg.schedule.batch_large[-1] if cfg.schedule.batch_large else profile.batch_large[res]
-    k = extra_time_ratio_for(profile.model(res), ratio * b_large, b_large, cfg.ps.num_workers, num_small)
-    return round(k, 4)
-
-
 def suggest(trial: optuna.Trial, spec: TuneSpec, base: Config) -> List[str]:
     """The trial's overrides. k (or B_S/B_L) is only searched when n_S > 0: with n_S = 0 it has no effect."""
     overrides = []
@@ -128,7 +111,7 @@ def fastest_plan(spec: TuneSpec, base: Config) -> tuple[Optional[float], List[st
             cfg = dataclasses.replace(base, dbsl=dataclasses.replace(base.dbsl, num_small=num_small,
                                                                      extra_time_ratio=k))
             try:
-                seconds = planned_time(build_plan(cfg, dataset_size(cfg)), cfg.ps.sync)
+                seconds = build_plan(cfg, dataset_size(cfg)).modelled_time(cfg.ps.sync)
             except ConfigError:
                 continue
             if best[0] is None or seconds < best[0]:
@@ -155,7 +138,7 @@ class Tuner:
         if self.spec.budget_ratio is None:
             return None
         cfg = compose_config(self.spec.overrides + ["dbsl.num_small=0"])
-        return self.spec.budget_ratio * planned_time(build_plan(cfg, dataset_size(cfg)), cfg.ps.sync)
+        return self.spec.budget_ratio * build_plan(cfg, dataset_size(cfg)).modelled_time(cfg.ps.sync)
 
     def check_budget(self) -> None:
         """A budget must admit at least one configuration of the search space (checked at the fastest corners:
@@ -177,13 +160,10 @@ class Tuner:
                           f"at least {need}, or search other values")
 
     def run_dir(self, trial_overrides: Sequence[str]) -> Path:
-        return self.dir / "runs" / dirname_resolver(",".join(sorted(trial_overrides)))
+        return self.dir / "runs" / run_dirname(",".join(sorted(trial_overrides)))
 
     def objective(self, trial: optuna.Trial):
         """Run the trial's config as an ordinary run; raise TrialPruned for infeasible plans and hopeless runs."""
-        from .runner import execute
-        from .sinks.pruning import PruningSink
-
         trial_overrides = suggest(trial, self.spec, self.base)
         run_dir = self.run_dir(trial_overrides)
         overrides = self.spec.overrides + trial_overrides
@@ -195,7 +175,7 @@ class Tuner:
         except ConfigError as err:  # e.g. no small batch fits the budget k gives: infeasible, not broken
             trial.set_user_attr("infeasible", str(err))
             raise optuna.TrialPruned(f"infeasible plan: {err}") from err
-        estimate = planned_time(plan, cfg.ps.sync)
+        estimate = plan.modelled_time(cfg.ps.sync)
         trial.set_user_attr("planned_time", estimate)
         trial.set_user_attr("batch_small", max(p.batch_small for p in plan.phases))
         if self.budget is not None and estimate > self.budget * (1 + PLAN_TOLERANCE):
@@ -220,9 +200,6 @@ def open_study(spec: TuneSpec, name: str, folder: Path, storage: Optional[str], 
     """Create the study, or load it and check it searches the same thing."""
     folder.mkdir(parents=True, exist_ok=True)
     if storage is None:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
         storage = JournalStorage(JournalFileBackend(str(folder / "journal.log")))
     directions = ["maximize"] if spec.objective == "accuracy" else ["maximize", "minimize"]
     try:
@@ -345,9 +322,6 @@ def save_plots(study: optuna.Study, folder: Path) -> List[Path]:
 
 
 def print_trials(study: optuna.Study, best: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"study {study.study_name}")
     for column in ("trial", "state", "params", "best top-1", "modelled s", "note"):
         table.add_column(column, overflow="fold")
@@ -435,14 +409,10 @@ def _with_step(values: tuple, step: float) -> tuple:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Bad input (options, overrides, an impossible budget, an unusable results_dir): one error line, status 2."""
-    from .errors import cli_main
-
     return cli_main(_main, argv, "the same command continues the study (an interrupted trial runs again first)")
 
 
 def _main(argv: Sequence[str]) -> int:
-    from .paths import check_output_dir
-
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = build_parser().parse_intermixed_args(argv)

@@ -33,10 +33,10 @@ COMMITS = 8
 
 def invoke(tool: str, args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
     """``python -m dbsl.<tool> <args>`` through its entry point in this process: (exit status, stdout, stderr)."""
-    import dbsl.calibrate
+    import dbsl.calibration.cli
     import dbsl.plan
     import dbsl.report.__main__
-    import dbsl.sweep
+    import dbsl.sweep.cli
     import dbsl.tune
     from hydra.core.global_hydra import GlobalHydra
 
@@ -54,8 +54,8 @@ def invoke(tool: str, args: list[str], capsys, monkeypatch) -> tuple[int, str, s
         finally:
             GlobalHydra.instance().clear()
     else:
-        main = {"plan": dbsl.plan.main, "tune": dbsl.tune.main, "calibrate": dbsl.calibrate.main,
-                "report": dbsl.report.__main__.main, "sweep": dbsl.sweep.main}[tool]
+        main = {"plan": dbsl.plan.main, "tune": dbsl.tune.main, "calibrate": dbsl.calibration.cli.main,
+                "report": dbsl.report.__main__.main, "sweep": dbsl.sweep.cli.main}[tool]
         code = main(args)
     out, err = capsys.readouterr()
     return code, out, err

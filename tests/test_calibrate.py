@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dbsl.calibrate import Settings, main, run_calibration
+from dbsl.calibration.cli import Settings, main, run_calibration
 from dbsl.calibration.fit import monotone
 from dbsl.calibration.measure import batch_grid, largest_fitting_batch
 from dbsl.calibration.profile import load_profile

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dbsl.config import ConfigError
-from dbsl.ps.launch import Role, check_world_size
+from dbsl.ps.launch import Role, check_world_size, torchrun_worker
 from dbsl.ps.remote_worker import FAULT_ENV, injected_fault
 from dbsl.record import find_runs, read_metric_rows, read_summary
 from dbsl.runner import execute
@@ -179,6 +179,18 @@ def test_torchrun_world_size_must_match_the_workers():
     check_world_size(role, 2)
     with pytest.raises(ConfigError, match=r"ps.num_workers=4.*set ps.num_workers=2 or launch 5 processes"):
         check_world_size(role, 4)
+
+
+def test_torchrun_worker_is_a_rank_above_zero_of_a_full_torchrun_environment(monkeypatch):
+    env = {"RANK": "2", "WORLD_SIZE": "3", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert torchrun_worker()
+    monkeypatch.setenv("RANK", "0")  # the server
+    assert not torchrun_worker()
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("MASTER_PORT")  # not launched by torchrun (a stray RANK variable)
+    assert not torchrun_worker()
 
 
 def test_fault_injection_spec(monkeypatch):

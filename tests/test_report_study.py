@@ -358,7 +358,7 @@ def test_bad_preregistration_is_one_clear_line(study, tmp_path, capsys):
     for i, (text, message) in enumerate(bad.items()):
         path = tmp_path / f"bad{i}.md"
         path.write_text(text)
-        assert main([str(study["records"]), "--out", str(tmp_path / f"r{i}"), "--prereg", str(path)]) == 1
+        assert main([str(study["records"]), "--out", str(tmp_path / f"r{i}"), "--prereg", str(path)]) == 2  # user error
         err = capsys.readouterr().err
         assert f"--prereg {path}: {message}" in err and "Traceback" not in err, err
         assert not (tmp_path / f"r{i}").exists()

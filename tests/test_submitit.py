@@ -3,7 +3,7 @@ executor (hydra/launcher=submitit_local), which pickles each job, runs it in its
 environment and collects its result, as it does on SLURM."""
 from __future__ import annotations
 
-from dbsl.callbacks import read_sweep_summary
+from dbsl.sweep.outcomes import read_sweep_summary
 from dbsl.record import find_runs, read_metric_rows, read_summary
 from test_sweeps import TINY
 

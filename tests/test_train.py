@@ -13,7 +13,7 @@ from dbsl.config import OptimConfig
 from dbsl.data import load_dataset
 from dbsl.plan import build_plan
 from dbsl.ps.context import RunContext
-from dbsl.ps.monitor import Monitor
+from dbsl.monitor import Monitor
 from dbsl.ps.simulated import Simulation
 from dbsl.record import RunRecord, read_metric_rows
 from dbsl.train import LocalTrainer, evaluate, kernel_l2_penalty
@@ -95,7 +95,7 @@ def context(compose, tmp_path, *overrides, monitor=False):
     ctx = RunContext(cfg, plan, source, CPU, record)
     if monitor:
         record.open_metrics()
-        ctx.monitor = Monitor(plan, record, cfg.train.eval_every, progress=False)
+        ctx.monitor = Monitor(plan, record, progress=False)
     return ctx
 
 

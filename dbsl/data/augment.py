@@ -35,7 +35,7 @@ def _base_grid(resolution: int, device: torch.device) -> torch.Tensor:
 def affine_grid(theta: torch.Tensor, resolution: int) -> torch.Tensor:
     """``F.affine_grid(theta, (B, C, r, r), align_corners=False)`` as one GEMM (a view, not contiguous).
 
-    Same values; ~10x faster on CPU than ``F.affine_grid``, whose batched matmul of tiny matrices dominated the
+    Same values; much faster on CPU than ``F.affine_grid``, whose batched matmul of tiny matrices dominated the
     augmentation's cost.
     """
     batch = theta.shape[0]

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..errors import UserError
 
@@ -86,8 +87,6 @@ class TensorImageSet(ImageSet):
 
 def _read_image(path: str) -> torch.Tensor:
     """Decode one image file to uint8 (3, H, W) RGB."""
-    from PIL import Image
-
     with Image.open(path) as img:
         array = np.asarray(img.convert("RGB"))
     return torch.from_numpy(array.copy()).permute(2, 0, 1)

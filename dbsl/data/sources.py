@@ -16,6 +16,7 @@ from torchvision.datasets.utils import download_and_extract_archive
 
 from . import fashion_mnist
 from .base import DataError, DataSource, FolderImageSet, ImageSet, TensorImageSet, channel_stats
+from .facts import DATASET_NAMES, DATASETS
 from .synthetic import make_synthetic
 from .verify import bad_images
 
@@ -93,7 +94,7 @@ def _fashion_mnist(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet, list[str]]:
             raise DataError(f"cannot read Fashion-MNIST from {raw} ({type(err).__name__}: {err}); delete the "
                             f"folder to re-extract it, or set dataset.download=true") from err
         images, labels = ds.data, torch.as_tensor(ds.targets, dtype=torch.long)
-        if images.dim() != 3 or len(images) != len(labels) or not _labels_ok(labels, 10):
+        if images.dim() != 3 or len(images) != len(labels) or not _labels_ok(labels, DATASETS["fashion_mnist"].num_classes):
             raise DataError(f"corrupt Fashion-MNIST files in {raw}: images {tuple(images.shape)}, "
                             f"{len(labels)} labels; delete the folder to re-extract it")
         splits.append(TensorImageSet(images[:, None], labels))
@@ -250,6 +251,11 @@ def _channel_values(value, channels: int, key: str) -> Optional[tuple[float, ...
     return value
 
 
+LOADERS = {"fashion_mnist": _fashion_mnist, "cifar10": lambda cfg: _cifar(cfg, DATASETS["cifar10"].num_classes),
+           "cifar100": lambda cfg: _cifar(cfg, DATASETS["cifar100"].num_classes),
+           "imagenet": _imagenet}  # one per entry of facts.DATASETS
+
+
 def load_dataset(cfg: DatasetConfig, seed: int = 0) -> DataSource:
     """Load (or generate) the dataset ``cfg.name``; raises :class:`DataError` with the path and the fix."""
     name = cfg.name
@@ -257,16 +263,12 @@ def load_dataset(cfg: DatasetConfig, seed: int = 0) -> DataSource:
         train, test = make_synthetic(cfg.num_classes, cfg.channels, cfg.resolution, cfg.synthetic_train,
                                      cfg.synthetic_test, seed)
         num_classes, channels, native, classes = cfg.num_classes, cfg.channels, cfg.resolution, []
-    elif name == "fashion_mnist":
-        (train, test, classes), num_classes, channels, native = _fashion_mnist(cfg), 10, 1, 28
-    elif name in ("cifar10", "cifar100"):
-        num_classes = 10 if name == "cifar10" else 100
-        (train, test, classes), channels, native = _cifar(cfg, num_classes), 3, 32
-    elif name == "imagenet":
-        train, test, classes = _imagenet(cfg)
-        num_classes, channels, native = len(classes), 3, 224
+    elif name in DATASETS:
+        facts = DATASETS[name]
+        train, test, classes = LOADERS[name](cfg)
+        num_classes, channels, native = facts.num_classes or len(classes), facts.channels, facts.native_resolution
     else:
-        raise DataError(f"dataset.name={name!r}: must be one of synthetic, fashion_mnist, cifar10, cifar100, imagenet")
+        raise DataError(f"dataset.name={name!r}: must be one of {', '.join(DATASET_NAMES)}")
     train = _subset(train, cfg.num_train, "num_train", name, seed * 2 + 1)
     test = _subset(test, cfg.num_test, "num_test", name, seed * 2 + 2)
     mean = _channel_values(cfg.mean, channels, "mean")

@@ -15,6 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from PIL import Image
+
+from ..record import write_atomic
+
 log = logging.getLogger("dbsl")
 
 CACHE_ENV = "DBSL_CACHE_DIR"
@@ -34,8 +38,6 @@ def manifest_path(folder: str) -> Path:
 
 def decode_problem(path: str) -> Optional[str]:
     """Why ``path`` cannot be decoded as an image, or None."""
-    from PIL import Image
-
     try:
         if os.path.getsize(path) == 0:
             return "empty file"
@@ -85,8 +87,6 @@ def bad_images(folder: str, paths: Sequence[str]) -> Dict[str, str]:
 
 
 def _save(manifest: Path, folder: str, verdicts: dict) -> None:
-    from ..record import write_atomic
-
     try:
         write_atomic(manifest, json.dumps({"folder": os.path.abspath(folder), "files": verdicts}) + "\n")
     except OSError as err:  # a read-only cache only costs the next run another pass

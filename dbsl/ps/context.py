@@ -11,8 +11,9 @@ from ..models import ResNet18, build_model
 from ..plan import Plan
 from ..record import RunRecord
 from ..train import LocalTrainer
-from .monitor import Evaluator, Monitor
-from .server import ParameterServer
+from ..monitor import Monitor
+from .evaluator import Evaluator
+from .server import ParameterServer, SyncPolicy
 from .worker import Worker, derive_seed, shards
 
 
@@ -27,7 +28,7 @@ class RunContext:
 
     def new_model(self, initialise: bool = True) -> ResNet18:
         """A model on the run's device; ``initialise=False`` skips the random init (for a worker, whose first pull
-        overwrites every weight and buffer: building width 64 randomly takes ~1.5 s on this CPU)."""
+        overwrites every weight and buffer: a random init of a wide model costs seconds on a CPU)."""
         if initialise:
             return build_model(self.cfg.model, self.source.num_classes, self.source.channels).to(self.device)
         with torch.device("meta"):
@@ -43,7 +44,9 @@ class RunContext:
         return self.new_model()
 
     def new_server(self, model: torch.nn.Module) -> ParameterServer:
-        return ParameterServer(self.plan, model.state_dict(), self.cfg.ps.merge_rule, self.cfg.ps.merge_buffers)
+        cfg = self.cfg
+        policy = SyncPolicy(cfg.ps.sync, cfg.ps.staleness, cfg.train.eval_every, cfg.checkpoint_every)
+        return ParameterServer(self.plan, model.state_dict(), cfg.ps.merge_rule, cfg.ps.merge_buffers, policy)
 
     def new_evaluator(self, model: torch.nn.Module, pipeline: Pipeline) -> Evaluator:
         train = self.cfg.train

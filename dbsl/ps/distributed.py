@@ -1,8 +1,9 @@
 """The distributed executor: a server process (rank 0) and n worker processes (ranks 1..n) over torch.distributed.
 
-The same :class:`ParameterServer`, :class:`Worker` and :class:`Monitor` as the simulated executor; the schedule is
-:class:`~dbsl.ps.service.ParameterService`, the worker loop :mod:`dbsl.ps.remote_worker`, the wire
-:mod:`dbsl.ps.transport`, the processes :mod:`dbsl.ps.launch`. This module wires them up for one run.
+The same :class:`ParameterServer`, :class:`Worker` and :class:`Monitor` as the simulated executor; the server
+process's conversation and RPC entry points are :mod:`dbsl.ps.remote_server`, the worker loop
+:mod:`dbsl.ps.remote_worker`, the wire :mod:`dbsl.ps.transport`, the processes :mod:`dbsl.ps.launch`. This module
+wires them up for one run.
 
 A worker that dies, fails or stays silent for ``executor.timeout`` seconds (while the server is not holding it)
 ends the run with :class:`WorkerFailure` naming the worker and the last commit; everything recorded so far stays,
@@ -14,64 +15,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Dict
-
-import torch
-import torch.distributed.rpc as rpc
-from torch.futures import Future
 
 from ..config import Config
-from ..train import EvalStats, TrainStats
 from . import transport
 from .context import RunContext
 from .launch import LocalWorkers, check_world_size, role_from_env
-from .service import ParameterService, WorkerFailure
+from .remote_server import ParameterService, WorkerFailure, serving
+from .remote_worker import FAULT_ENV, run_worker, spawned_worker
 
 log = logging.getLogger("dbsl")
-
-STARTUP = 300.0  # seconds the processes may take to start and join (imports, CUDA), if executor.timeout is shorter
-
-
-# -- RPC entry points (run in the server process) ---------------------------------------------------------------
-_service: ParameterService | None = None
-_loud: int | None = None  # the C++ log level before the first bye quieted it for the shutdown
-
-
-def _serving() -> ParameterService:
-    if _service is None:
-        raise RuntimeError("this process serves no distributed run")
-    return _service
-
-
-def describe(rank: int):
-    return _serving().describe(rank)
-
-
-@rpc.functions.async_execution
-def pull(rank: int, commit: int | None, test: EvalStats | None, times: dict) -> Future:
-    return _serving().pull(rank, commit, test, times)
-
-
-@rpc.functions.async_execution
-def push(rank: int, state: Dict[str, torch.Tensor], stats: TrainStats) -> Future:
-    return _serving().push(rank, state, stats)
-
-
-def bye(rank: int, times: dict) -> None:
-    global _loud
-    _serving().bye(rank, times)
-    if _loud is None:  # the worker leaves: its pipe closing is no news (a failure is the service's to report)
-        _loud = transport.quiet()
-
-
-def fail(rank: int, message: str) -> None:
-    _serving().fail(rank, message)
-
 
 # -- the executor -------------------------------------------------------------------------------------------------
 def run_distributed(ctx: RunContext, checkpoint: dict | None = None) -> None:
     """Serve one run as rank 0; on one machine spawn the n workers first (torchrun starts them otherwise)."""
-    global _service, _loud
     cfg, n = ctx.cfg, ctx.plan.num_workers
     ex = cfg.executor
     role = role_from_env()
@@ -80,37 +36,35 @@ def run_distributed(ctx: RunContext, checkpoint: dict | None = None) -> None:
         log.info("resumed from the checkpoint at commit %d; the workers re-pull", checkpoint["commit"] + 1)
     workers, joined = None, False
     try:
-        generation, startup = None, max(ex.timeout, STARTUP)
-        if role is None:
-            addr, generation = ex.master_addr, transport.generation()
-            store = transport.host_store(addr, ex.master_port, n + 1, startup)
-            port = store.port
-            from .remote_worker import FAULT_ENV, spawned_worker
-
-            workers = LocalWorkers(spawned_worker, n, addr, port, (cfg, generation, os.environ.get(FAULT_ENV)))
-            workers.start()
-            _await_start(workers, store, generation, n, startup)
-        else:
-            check_world_size(role, n)
-            addr, port = role.master_addr, role.master_port
-            if not transport.agent_hosts_store(addr, port):
-                transport.host_store(addr, port, n + 1, startup)
-        _service = service
-        try:
-            transport.init(0, n + 1, addr, port, startup, generation)
-            joined = True
-        except RuntimeError as err:
-            raise WorkerFailure(f"the {n} workers did not all join within {startup:g} s at {addr}:{port}: "
-                                f"{err}") from err
-        service.watch(workers)
-    except BaseException as err:
-        service.abort(f"the server gave up: {err}")
-        raise
+        with serving(service):
+            try:
+                generation, startup = None, max(ex.timeout, transport.STARTUP)
+                if role is None:
+                    addr, generation = ex.master_addr, transport.generation()
+                    store = transport.host_store(addr, ex.master_port, n + 1, startup)
+                    port = store.port
+                    workers = LocalWorkers(spawned_worker, n, addr, port, (cfg, generation, os.environ.get(FAULT_ENV)))
+                    workers.start()
+                    _await_start(workers, store, generation, n, startup)
+                else:
+                    check_world_size(role, n)
+                    addr, port = role.master_addr, role.master_port
+                    if not transport.agent_hosts_store(addr, port):
+                        transport.host_store(addr, port, n + 1, startup)
+                try:
+                    transport.init(0, n + 1, addr, port, startup, generation)
+                    joined = True
+                except RuntimeError as err:
+                    raise WorkerFailure(f"the {n} workers did not all join within {startup:g} s at {addr}:{port}: "
+                                        f"{err}") from err
+                service.watch(workers)
+            except BaseException as err:
+                service.abort(f"the server gave up: {err}")
+                raise
+            finally:
+                if joined:
+                    transport.shutdown()
     finally:
-        if joined:
-            transport.shutdown()
-        transport.quiet(_loud)  # the level of before (for the next run in this process)
-        _service, _loud = None, None
         if workers is not None:
             workers.stop(grace=5.0 if service.failure is None else 2.0)  # those that said bye are gone
         ctx.monitor.extra.update(service.results())
@@ -133,7 +87,5 @@ def serve_if_worker(cfg: Config) -> dict | None:
     if role is None or role.rank == 0:
         return None
     check_world_size(role, cfg.ps.num_workers)
-    from .remote_worker import run_worker
-
     run_worker(role, cfg)
     return {"status": "worker", "rank": role.rank}

@@ -42,6 +42,12 @@ def role_from_env() -> Role | None:
                 int(env.get("LOCAL_WORLD_SIZE", 1)), env["MASTER_ADDR"], int(env["MASTER_PORT"]))
 
 
+def torchrun_worker() -> bool:
+    """A process torchrun started as rank 1..n: a worker of the distributed executor (it writes no record)."""
+    role = role_from_env()
+    return role is not None and role.rank != 0
+
+
 def check_world_size(role: Role, num_workers: int) -> None:
     if role.world_size != num_workers + 1:
         raise ConfigError(f"ps.num_workers={num_workers}: torchrun started WORLD_SIZE={role.world_size} processes, "

@@ -2,7 +2,7 @@
 server asks, repeat until told to stop.
 
 The training is :class:`Worker`'s, the same code the simulated executor runs, with the server's config and plan;
-the process adds only the conversation (see :mod:`dbsl.ps.service`) and its time breakdown: compute (the
+the process adds only the conversation (see :mod:`dbsl.ps.remote_server`) and its time breakdown: compute (the
 mini-epochs), evaluation, waiting (held by the server: SSP/BSP) and communication (the rest of every call).
 
 Test-only fault injection: ``DBSL_FAULT=<rank>:<k>`` kills worker <rank> (SIGKILL) right after its k-th push was
@@ -17,16 +17,15 @@ import signal
 import sys
 import time
 
-import torch
-
 from ..config import Config
 from ..data import load_dataset
+from ..threads import set_threads
 from ..train import resolve_device
-from . import distributed as protocol
-from .service import TIMES, Pull, Stop
+from . import remote_server as server
 from . import transport
 from .context import RunContext
 from .launch import Role, die_with_parent
+from .remote_server import TIMES, Pull, Stop
 
 log = logging.getLogger("dbsl")
 FAULT_ENV = "DBSL_FAULT"
@@ -79,20 +78,15 @@ class Conversation:
 
 def train(role: Role, talk: Conversation) -> None:
     """The worker loop, from the first pull to the server's "done"."""
-    cfg, plan = talk(protocol.describe)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    else:
-        from ..runner import cpu_threads_per_process
-
-        torch.set_num_threads(cpu_threads_per_process(role.local_world_size))
+    cfg, plan = talk(server.describe)
+    set_threads(cfg.train.threads, role.local_world_size)
     device = resolve_device(cfg.device, role.local_rank)
     ctx = RunContext(cfg, plan, load_dataset(cfg.dataset, cfg.seed), device, record=None)
     pipeline = ctx.new_pipeline()
     worker = ctx.new_worker(role.rank, pipeline)
     evaluator = ctx.new_evaluator(ctx.new_model(initialise=False), pipeline)  # loads the merged model
     fault = injected_fault(role.rank)
-    answer = talk(protocol.pull, None, None, dict(talk.times))
+    answer = talk(server.pull, None, None, dict(talk.times))
     while isinstance(answer, Pull):
         worker.local_round = answer.local_round
         worker.pull(answer.state, plan.phases[answer.phase], answer.lr)
@@ -100,7 +94,7 @@ def train(role: Role, talk: Conversation) -> None:
         stats = worker.train_mini_epoch()
         talk.clock("compute", start)
         talk.times["mini_epochs"] += 1
-        ack = talk(protocol.push, {k: v.detach().cpu() for k, v in worker.state().items()}, stats)
+        ack = talk(server.push, {k: v.detach().cpu() for k, v in worker.state().items()}, stats)
         if isinstance(ack, Stop):
             answer = ack
             break
@@ -112,7 +106,7 @@ def train(role: Role, talk: Conversation) -> None:
             start = time.perf_counter()
             test = evaluator(ack.state, phase.resolution)
             talk.clock("evaluation", start)
-        answer = talk(protocol.pull, ack.commit, test, dict(talk.times))
+        answer = talk(server.pull, ack.commit, test, dict(talk.times))
     if answer.reason != "done":
         raise RunStopped(answer.reason)
 
@@ -121,20 +115,20 @@ def run_worker(role: Role, cfg: Config, generation: int | None = None) -> None:
     """Serve as worker ``role.rank`` until the run ends; ``cfg`` only says how to reach the server."""
     _suffer(injected_fault(role.rank), 0)
     timeout = cfg.executor.timeout
-    transport.init(role.rank, role.world_size, role.master_addr, role.master_port, max(timeout, protocol.STARTUP),
+    transport.init(role.rank, role.world_size, role.master_addr, role.master_port, max(timeout, transport.STARTUP),
                    generation)
     # a BSP push or SSP pull may be held while the slowest worker trains (the server times that out itself)
     talk = Conversation(role.rank, 2 * timeout + 10)
     try:
         train(role, talk)
         transport.quiet()  # the conversation is over: the pipes closing next are no news
-        talk(protocol.bye, dict(talk.times))
+        talk(server.bye, dict(talk.times))
     except RunStopped as stop:
         log.error("worker %d: %s", role.rank, stop)
         raise
     except BaseException as err:
         try:
-            talk(protocol.fail, f"{type(err).__name__}: {err}")
+            talk(server.fail, f"{type(err).__name__}: {err}")
         except Exception:  # noqa: BLE001 - the server may be gone; the original error matters
             pass
         raise

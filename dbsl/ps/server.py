@@ -1,11 +1,14 @@
-"""The parameter server: the global model, the commit counter, the phase in force, and the merge.
+"""The parameter server: the global model, the commit counter, the phase in force, the merge, and the sync policy.
 
-One implementation serves both executors; an executor only decides when pushes arrive and how weights travel.
+One implementation serves both executors. The server decides *what* may happen (:class:`SyncPolicy`): whether a
+worker may pull now (SSP's staleness bound), which commit's merged model is tested (every m-th, and for a BSP round
+only its last), and when a checkpoint is due. An executor only decides *when* pushes arrive and *how* weights travel.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, List, Sequence
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Sequence
 
 import torch
 
@@ -23,10 +26,28 @@ def mergeable_keys(state: State, merge_buffers: bool = True) -> List[str]:
             if v.is_floating_point() and (merge_buffers or not k.endswith(BN_BUFFERS))]
 
 
+@dataclass(frozen=True)
+class SyncPolicy:
+    """The synchronisation rules (``ps.sync``, ``ps.staleness``), the test schedule (``train.eval_every``) and the
+    checkpoint schedule (``checkpoint_every``; also at every phase change) of a run."""
+
+    sync: str = "ASP"  # ASP: merge on arrival; SSP: ASP with a staleness bound; BSP: rounds of n pushes
+    staleness: int = 0  # SSP: how many pushes a worker may lead the slowest by and still pull
+    eval_every: int = 1  # test the merged model every m commits (and always at the last)
+    checkpoint_every: int = 0  # 0: only at phase changes
+
+    @property
+    def rounds(self) -> bool:
+        """BSP: every worker pushes once per round and the round is merged at once (``push_round``)."""
+        return self.sync == "BSP"
+
+
 class ParameterServer:
-    def __init__(self, plan: Plan, state: State, merge_rule: str = "journal", merge_buffers: bool = True):
+    def __init__(self, plan: Plan, state: State, merge_rule: str = "journal", merge_buffers: bool = True,
+                 policy: SyncPolicy = SyncPolicy()):
         self.plan = plan
         self.merge_rule = merge_rule
+        self.policy = policy
         self.state: State = OrderedDict((k, v.detach().clone()) for k, v in state.items())
         self.keys = mergeable_keys(self.state, merge_buffers)
         self._tensors = [self.state[k] for k in self.keys]
@@ -64,10 +85,38 @@ class ParameterServer:
         self.pushes[rank] += 1
         return commit
 
+    # -- the sync policy ---------------------------------------------------------------------------------------
     def lead(self, rank: int) -> int:
         """How many pushes ``rank`` is ahead of the slowest worker (SSP's staleness)."""
         return self.pushes[rank] - min(self.pushes.values())
 
+    def may_pull(self, rank: int) -> bool:
+        """SSP holds a worker that leads the slowest by more than ``staleness`` pushes; ASP and BSP never hold a pull
+        (BSP holds the push instead, until the round is complete)."""
+        return self.policy.sync != "SSP" or self.lead(rank) <= self.policy.staleness
+
+    def released(self, held: Iterable[int]) -> List[int]:
+        """Of the workers whose pull is held, those that may go on now, in rank order (all of them once training is
+        over: they are told to stop)."""
+        return [rank for rank in sorted(held) if self.done or self.may_pull(rank)]
+
+    def tested_commit(self, commits: Sequence[int]) -> int | None:
+        """The commit, of those just merged, whose merged model is tested: one is due every ``eval_every`` commits
+        and at the last; a BSP round is tested once, after its last commit, when any of its commits is due."""
+        every, last = self.policy.eval_every, self.plan.total_commits - 1
+        due = any((c + 1) % every == 0 or c == last for c in commits)
+        return commits[-1] if due and commits else None
+
+    def checkpoint_due(self, commits: Sequence[int]) -> bool:
+        """Whether to checkpoint after the commits just merged (one push, or a BSP round): when a phase starts with
+        the next commit or a multiple of ``checkpoint_every`` commits was reached within them; never after the last
+        commit (the run then completes)."""
+        if self.done:
+            return False
+        starts, every = {p.start for p in self.plan.phases}, self.policy.checkpoint_every
+        return any(c + 1 in starts or bool(every and (c + 1) % every == 0) for c in commits)
+
+    # -- checkpoints -------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"state": {k: v.clone() for k, v in self.state.items()}, "commits": self.commits,
                 "pushes": dict(self.pushes)}

@@ -50,7 +50,6 @@ class Simulation:
         if not self.events and not self.blocked:
             for rank in self.workers:
                 self.start(rank, 0.0)
-        staleness = self.cfg.ps.staleness if self.cfg.ps.sync == "SSP" else None
         while not self.server.done:
             now, rank = heapq.heappop(self.events)
             self.clock = now
@@ -58,18 +57,14 @@ class Simulation:
             phase, lr = worker.phase, worker.lr
             stats = worker.train_mini_epoch()
             commit = self.server.push(rank, worker.state())
-            self.after_commit(commit, rank, phase, lr, stats, now, self.ctx.monitor.due(commit))
+            self.after_commit(commit, rank, phase, lr, stats, now, self.server.tested_commit([commit]) is not None)
             if self.server.done:
                 break
-            if staleness is not None and self.server.lead(rank) > staleness:
-                self.blocked.append(rank)
-            else:
-                self.start(rank, now)
-            for other in sorted(self.blocked):
-                if self.server.lead(other) <= staleness:
-                    self.blocked.remove(other)
-                    self.start(other, now)
-            self.maybe_checkpoint()
+            self.blocked.append(rank)  # its next pull, held while the server says so (SSP)
+            for other in self.server.released(self.blocked):
+                self.blocked.remove(other)
+                self.start(other, now)
+            self.maybe_checkpoint([commit])
 
     # -- synchronous (BSP) -------------------------------------------------------------------------------------
     def run_sync(self) -> None:
@@ -82,10 +77,10 @@ class Simulation:
             stats = {rank: self.workers[rank].train_mini_epoch() for rank in ranks}
             commits = self.server.push_round(ranks, [self.workers[r].state() for r in ranks])
             self.clock += max(durations.values())
-            due = any(self.ctx.monitor.due(c) for c in commits)  # evaluate once, after the round
+            tested = self.server.tested_commit(commits)
             for rank, commit in zip(ranks, commits):
-                self.after_commit(commit, rank, phase, lr, stats[rank], self.clock, due and commit == commits[-1])
-            self.maybe_checkpoint()
+                self.after_commit(commit, rank, phase, lr, stats[rank], self.clock, commit == tested)
+            self.maybe_checkpoint(commits)
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
     def after_commit(self, commit, rank, phase, lr, stats, now, evaluate: bool) -> None:
@@ -96,10 +91,8 @@ class Simulation:
         if self.ctx.monitor.diverged:
             raise Diverged(self.ctx.monitor.diverged)
 
-    def maybe_checkpoint(self) -> None:
-        commits = self.server.commits
-        every = self.cfg.checkpoint_every
-        if any(p.start == commits for p in self.plan.phases) or (every and commits % every == 0):
+    def maybe_checkpoint(self, commits: list[int]) -> None:
+        if self.server.checkpoint_due(commits):
             self.ctx.record.save_checkpoint(self.state_dict())
 
     def state_dict(self) -> dict:
@@ -123,7 +116,7 @@ def run_simulated(ctx: RunContext, checkpoint: dict | None = None) -> None:
     if checkpoint is not None:
         sim.load_state_dict(checkpoint)
         log.info("resumed from the checkpoint at commit %d", checkpoint["commit"] + 1)
-    if ctx.cfg.ps.sync == "BSP":
+    if sim.server.policy.rounds:
         sim.run_sync()
     else:
         sim.run_async()

@@ -1,8 +1,8 @@
 """How weights travel between the server and the workers: torch.distributed.rpc over TensorPipe.
 
-Chosen by measurement (2 shared CPU cores, loopback, ResNet-18's 11.2 M floats, two workers pushing at once): an
-RPC push+pull of the state dict took a median 160-360 ms against 325-600 ms for c10d (gloo) send/recv of one flat
-tensor in the same conditions. RPC is also what the authors used, carries the control messages (phase, LR,
+Chosen by measurement (``benchmarks/push_pull.py``; the numbers are in the README's "Real distributed training"): an
+RPC push+pull of the state dict was faster than c10d (gloo) send/recv of the same weights as one flat tensor. RPC is
+also what the authors used, carries the control messages (phase, LR,
 statistics, test results) as plain Python objects, and bounds every call with a timeout.
 
 The rendezvous is a TCPStore whose waits are bounded (``init_rpc``'s own would wait 30 minutes for a worker that
@@ -21,12 +21,14 @@ import os
 import warnings
 from urllib.parse import parse_qsl, urlparse
 
+import torch
 import torch.distributed as dist
 import torch.distributed.rpc as rpc
 
 log = logging.getLogger("dbsl")
 
 SCHEME = "dbsl"
+STARTUP = 300.0  # seconds the processes may take to start and join (imports, CUDA), if executor.timeout is shorter
 _hosted: dict[int, dist.TCPStore] = {}  # port -> the store this (rank-0) process hosts
 _server = "server"  # the server's RPC name in the current group
 _STARTED = "dbsl/started/{}"  # store counter: spawned workers of a generation that reached the rendezvous
@@ -115,8 +117,6 @@ def call(fn, *args, timeout: float):
 
 def _cpp_log_level() -> ctypes.c_int | None:
     """c10's C++ log level (0 info, 1 warning, 2 error), which it reads at every message; None if not found."""
-    import torch
-
     try:
         lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libc10.so"))
         return ctypes.c_int.in_dll(lib, "FLAGS_caffe2_log_level")

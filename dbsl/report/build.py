@@ -11,6 +11,7 @@ from typing import List, Sequence
 
 import pandas as pd
 
+from . import figures as fig
 from . import study
 from .claims import claim_rows, claims_tables, seed_deltas
 from .collect import ReportError, RunSet, csv_files_with, group_runs, load_runs
@@ -86,8 +87,6 @@ def rebuild_command(roots, out: Path, figures: bool = True, notes: Path | str | 
 
 def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, notes_text,
               prereg=None) -> List[Section]:
-    from . import figures as fig
-
     runs = report.runset.runs
     counts = runs["status"].value_counts()
     point = endpoint(report.runset, prereg.endpoint if prereg else "best_top1")

@@ -1,18 +1,15 @@
 """Find the run records under result folders, load them into one DataFrame, and group runs that differ only by seed.
 
-A run is identified by its resolved config.yaml (or, without one, its overrides) minus the keys that do not change
-what it computes: the seed and the keys Hydra leaves out of run directory names (``hydra.job.config.
-override_dirname.exclude_keys`` in dbsl/conf/config.yaml). Runs with the same identity form a group (mean, standard
-deviation and count over seeds). Groups of one experiment (preset name and dataset) that differ only by the scheme's
-own keys share a baseline: the group with neither switch (no small-batch workers, no CPL).
+A run is identified by its resolved config.yaml (or, without one, its overrides) by the rule of
+:mod:`dbsl.identity`. Runs with the same identity form a group (mean, standard deviation and count over seeds).
+Groups of one experiment (preset name and dataset) that differ only by the scheme's own keys share a baseline: the
+group with neither switch (no small-batch workers, no CPL).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
 
@@ -20,11 +17,10 @@ import pandas as pd
 import yaml
 
 from ..errors import UserError
+from ..identity import SCHEME_KEYS, flatten, has_prefix, identity_config, identity_hash
 from ..record import STATUSES, commit_ranges, find_runs, read_metric_rows
 
 SCHEME_ORDER = {"baseline": 0, "dbsl": 1, "cpl": 2, "hybrid": 3}
-# keys that say which scheme a group runs (its row inside an experiment), not which experiment it belongs to
-SCHEME_KEYS = ("scheme", "dbsl", "ps.update_factor")
 # metrics aggregated over seeds: column in the runs table -> (summary section, field, scale)
 METRICS = {
     "best_top1_pct": ("best", "test_top1", 100.0),
@@ -52,31 +48,6 @@ class RunSet:
     runs: pd.DataFrame  # one row per record found: included in the numbers or not, with the reason
     configs: Dict[str, dict] = field(default_factory=dict)  # run_dir -> flattened config (identity keys only)
     roots: List[Path] = field(default_factory=list)
-
-
-def ignored_keys() -> tuple:
-    """The keys that do not change what a run computes (the same list Hydra leaves out of run directory names)."""
-    conf = yaml.safe_load((files("dbsl.conf") / "config.yaml").read_text())
-    excluded = conf["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"]
-    return tuple(excluded) + ("seed", "output_dir", "results_dir", "sweep_name", "hydra")
-
-
-def _has_prefix(key: str, prefixes: Iterable[str]) -> bool:
-    return any(key == p or key.startswith(p + ".") for p in prefixes)
-
-
-def flatten(tree, prefix: str = "") -> dict:
-    if isinstance(tree, dict):
-        out = {}
-        for k, v in tree.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: tuple(tree) if isinstance(tree, list) else tree}
-
-
-def identity(config: dict, drop: Sequence[str]) -> str:
-    kept = sorted((k, v) for k, v in config.items() if not _has_prefix(k, drop))
-    return hashlib.sha1(json.dumps(kept, default=str).encode()).hexdigest()[:12]
 
 
 def find_records(roots: Sequence[Path | str]) -> List[Path]:
@@ -188,15 +159,12 @@ def load_runs(roots: Sequence[Path | str]) -> RunSet:
         raise ReportError(f"no run records (summary.json) under {', '.join(map(str, roots))}; run some first, e.g. "
                           "`python -m dbsl.run experiment=smoke scheme=hybrid`, or pass the folder that holds them")
     rows, configs = [], {}
-    ignored = ignored_keys()
     for run_dir in run_dirs:
         row, config = load_run(run_dir)
         if config is not None:
-            config = {k: v for k, v in config.items() if not _has_prefix(k, ignored)}
-            if not row.get("num_small"):  # no small-batch workers: k, f and the dbsl keys change nothing
-                config = {k: v for k, v in config.items() if not _has_prefix(k, ("dbsl", "ps.update_factor"))}
-            row["group"] = identity(config, ())
-            row["setup"] = identity(config, SCHEME_KEYS)
+            config = identity_config(config, row.get("num_small"))
+            row["group"] = identity_hash(config)
+            row["setup"] = identity_hash(config, SCHEME_KEYS)
             configs[str(run_dir)] = config
         rows.append(row)
     runs = pd.DataFrame(rows)
@@ -223,7 +191,7 @@ def _short(value) -> str:
 
 def _varying(configs: List[dict]) -> List[str]:
     """Keys outside the scheme's own whose values differ between the given configs."""
-    keys = sorted({k for c in configs for k in c if not _has_prefix(k, SCHEME_KEYS)})
+    keys = sorted({k for c in configs for k in c if not has_prefix(k, SCHEME_KEYS)})
     return [k for k in keys if len({json.dumps(c.get(k), default=str) for c in configs}) > 1]
 
 

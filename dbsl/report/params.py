@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 from omegaconf import OmegaConf
 
+from ..compose import compose_config
 from ..config import Config, ConfigError
 from ..plan import build_plan, dataset_size
 from .render import Table
@@ -85,8 +86,6 @@ def parameter_table(name: str, title: str, cfg: Config, size: int, ks: Sequence[
 
 def paper_parameter_tables() -> list[Table]:
     """Tables 2 and 6 derived from the paper presets' coefficients (no run needed)."""
-    from ..compose import compose_config
-
     tables = []
     for name, title, overrides, ks in PAPER_PRESETS:
         with warnings.catch_warnings():  # the calibrated-profile search path may not exist here: not needed

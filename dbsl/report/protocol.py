@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..compose import compose_config
 from ..config import Config
-from ..plan import Plan, dataset_size
+from ..plan import Plan, build_plan, dataset_size
 from .collect import metric_frame
 from .params import config_from_yaml, parameter_rows
 from .render import Table
@@ -90,8 +91,6 @@ def samples_per_epoch(plan: Plan, num_small: int) -> float:
 
 
 def paper_config() -> Config:
-    from ..compose import compose_config
-
     with warnings.catch_warnings():  # the calibrated-profile search path may not exist here: not needed
         warnings.filterwarnings("ignore", message=".*searchpath.*")
         return compose_config([f"experiment={PAPER_PRESET}"])
@@ -104,8 +103,6 @@ def _dual(cfg: Config, num_small: int) -> Config:
 
 def facts(cfg: Config, size: int, num_small: int = 2) -> dict:
     """The protocol facts of one config (the plan's B_L and B_S/B_L per resolution at ``num_small``)."""
-    from ..plan import build_plan
-
     params = parameter_rows(cfg, size, [cfg.dbsl.extra_time_ratio])
     row = params[params["num_small"] == num_small]
     ratios, larges = [], []

@@ -26,10 +26,12 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from ..callbacks import identity_overrides
 from ..config import Config
+from ..identity import identity_overrides
 from ..record import read_metric_rows
 
 log = logging.getLogger("dbsl")
@@ -86,9 +88,6 @@ def sweep_group(cfg: Config) -> str | None:
     if cfg.logger.group:
         return cfg.logger.group
     try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
         return cfg.sweep_name if HydraConfig.get().mode == RunMode.MULTIRUN else None
     except ValueError:  # not inside a Hydra app
         return None

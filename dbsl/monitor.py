@@ -1,56 +1,29 @@
-"""What happens after every commit, whichever executor runs: the metrics row, evaluation bookkeeping,
-best/final tracking, progress (a bar on a terminal, one log line per epoch) and the sinks (e.g. W&B)."""
+"""The Monitor: what happens after every commit, whichever executor runs: the record's metrics row, best/final
+tracking, the measured clock, divergence, progress (a bar on a terminal, one log line per epoch) and the sinks
+(e.g. W&B, :mod:`dbsl.sinks`)."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import sys
 import time
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import torch
 from tqdm import tqdm
 
-from ..data import Pipeline
-from ..plan import Phase, Plan
-from ..record import RunRecord
-from ..train import EvalStats, TrainStats, channels_last_for, evaluate, kernel_l2_penalty
+from .plan import Phase, Plan
+from .record import RunRecord
+from .sinks import Sink
+from .train import EvalStats, TrainStats
 
 log = logging.getLogger("dbsl")
 
 
-class Sink(Protocol):
-    def log_commit(self, row: dict) -> None: ...
-    def log_summary(self, summary: dict) -> None: ...
-    def finish(self, status: str) -> None: ...
-
-
-class Evaluator:
-    """Tests a global model on the full test set at the current phase's resolution; with ``kernel_l2`` the result
-    also carries the model's L2 term, which Keras's evaluate adds to the test loss the paper reports."""
-
-    def __init__(self, model: torch.nn.Module, pipeline: Pipeline, device: torch.device, batch_size: int,
-                 amp: bool = False, kernel_l2: float = 0.0, channels_last: bool = True):
-        self.model, self.pipeline, self.device, self.batch_size, self.amp = model, pipeline, device, batch_size, amp
-        self.kernel_l2 = kernel_l2
-        self.channels_last = channels_last_for(model, channels_last, device)
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)
-
-    @torch.no_grad()
-    def __call__(self, state: dict, resolution: int) -> EvalStats:
-        for name, tensor in self.model.state_dict().items():
-            tensor.copy_(state[name])
-        stats = evaluate(self.model, self.pipeline.test_batches(resolution, self.batch_size), self.device, self.amp,
-                         self.channels_last)
-        return dataclasses.replace(stats, l2=kernel_l2_penalty(self.model, self.kernel_l2))
-
-
 class Monitor:
-    def __init__(self, plan: Plan, record: RunRecord, eval_every: int, sinks: Sequence[Sink] = (),
-                 progress: bool = True, start_commit: int = 0, measured_clock: str | None = "wall"):
-        self.plan, self.record, self.eval_every, self.sinks = plan, record, eval_every, list(sinks)
+    def __init__(self, plan: Plan, record: RunRecord, sinks: Sequence[Sink] = (), progress: bool = True,
+                 start_commit: int = 0, measured_clock: str | None = "wall"):
+        self.plan, self.record, self.sinks = plan, record, list(sinks)
         self.best: dict | None = None
         self.final: dict | None = None
         self.last_eval: dict | None = None
@@ -70,10 +43,6 @@ class Monitor:
         self.start, self.cpu_start = time.perf_counter(), time.process_time()
         self.bar = tqdm(total=plan.total_commits, initial=start_commit, unit="commit", dynamic_ncols=True,
                         disable=not (progress and sys.stderr.isatty()), desc=plan.scheme)
-
-    def due(self, commit: int) -> bool:
-        """Evaluate every m commits and always at the last one."""
-        return (commit + 1) % self.eval_every == 0 or commit == self.plan.total_commits - 1
 
     def wall_time(self) -> float:
         return self.wall_offset + time.perf_counter() - self.start
@@ -123,7 +92,8 @@ class Monitor:
             if test else "not evaluated yet"
         line = (f"epoch {commit // n + 1}/{self.plan.total_commits // n}  commit {commit + 1}  {phase.resolution}px "
                 f"lr {lr:.4g}  train loss {row['train_loss']:.4f}  {acc}  modelled {self.modelled_time:.1f}s  "
-                f"wall {row['wall_time']:.1f}s")
+                + (f"measured {max(self.worker_clock.values()):.1f}s  " if self.worker_clock else "")
+                + f"wall {row['wall_time']:.1f}s")
         if self.bar.disable:
             log.info(line)
         else:
@@ -157,17 +127,14 @@ class Monitor:
 
 def measured_clock_source(executor: str, sync: str, device: torch.device) -> str | None:
     """'cpu' for the simulated executor training on one CPU thread: a mini-epoch's CPU seconds are then what a
-    machine of its own would take, and other processes sharing the cores do not inflate them as they do wall
-    seconds. Otherwise 'wall' (several threads, a GPU, or real workers). None under BSP/SSP, whose waits the
-    back-to-back replay does not model."""
+    machine of its own would take, and other processes sharing the cores inflate them far less than wall seconds
+    (not at all is too much to hope for: shared caches and sibling hyper-threads still slow them). Otherwise 'wall'
+    (several threads, a GPU, or real workers). None under BSP/SSP, whose waits the back-to-back replay does not
+    model."""
     if sync != "ASP":
         return None
     one_thread = device.type == "cpu" and torch.get_num_threads() == 1
     return "cpu" if executor == "simulated" and one_thread else "wall"
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
 
 
 def divergence(row: dict) -> str | None:

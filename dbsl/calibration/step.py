@@ -1,7 +1,7 @@
 """The training step being calibrated: the run's model in a :class:`~dbsl.train.LocalTrainer`, fed by the run's
 :class:`~dbsl.data.Pipeline` (sampling, augmentation, resize), exactly as a worker's mini-epoch trains.
 
-A bench answers three questions per (resolution, batch size): train n batches (the caller times it), how many bytes
+It answers three questions per (resolution, batch size): train n batches (the caller times it), how many bytes
 a training step needs, and (CUDA only) whether the batch fits at all.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def physical_memory() -> Optional[int]:
         return None
 
 
-class TrainingBench:
+class TrainingStep:
     """Trains batches of the configured model and data on ``device`` with the run's LocalTrainer settings."""
 
     def __init__(self, cfg: Config, source: DataSource, device: torch.device):

@@ -24,9 +24,14 @@ from pathlib import Path
 from typing import List, Sequence
 
 import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from .callbacks import override_key, print_outcomes, read_sweep_summary
-from .errors import ArgumentParser, UserError
+from ..config import Config
+from ..errors import ArgumentParser, UserError, cli_main
+from ..identity import override_key
+from .outcomes import read_sweep_summary
+from .table import print_outcomes
 
 PRESET_KEYS = {"description", "grids"}
 
@@ -45,7 +50,7 @@ class Preset:
 
 def preset_dirs() -> list[Path]:
     """Where presets are looked up: ./sweeps, then the sweeps/ folder next to the dbsl package (the repository's)."""
-    dirs = [Path.cwd() / "sweeps", Path(__file__).resolve().parent.parent / "sweeps"]
+    dirs = [Path.cwd() / "sweeps", Path(__file__).resolve().parents[2] / "sweeps"]
     return list(dict.fromkeys(d.resolve() for d in dirs if d.is_dir()))
 
 
@@ -81,9 +86,6 @@ def merge_overrides(grid: Sequence[str], extra: Sequence[str]) -> list[str]:
 
 def expand_jobs(overrides: Sequence[str]) -> list[list[str]]:
     """The runs one multirun of ``overrides`` makes (Hydra's own parser and basic sweeper's cartesian product)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
@@ -95,8 +97,6 @@ def sweep_commands(preset: Preset, extra: Sequence[str]) -> list[list[str]]:
 
 
 def sweep_dir(preset: Preset, extra: Sequence[str]) -> Path:
-    from .config import Config
-
     values = {override_key(o): o.split("=", 1)[1] for o in extra if "=" in o}
     return Path(values.get("results_dir", Config.results_dir)) / "sweeps" / values.get("sweep_name", preset.name)
 
@@ -126,8 +126,6 @@ def run_preset(preset: Preset, extra: Sequence[str], dry_run: bool = False) -> i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .errors import cli_main
-
     return cli_main(_main, argv, "run the same command again: completed runs are skipped, interrupted ones resume")
 
 
@@ -148,7 +146,3 @@ def _main(argv: Sequence[str]) -> int:
             print(f"{name:16s} {load_preset(str(path)).description}")
         return 0 if args.list else 2
     return run_preset(load_preset(args.name), args.overrides, args.dry_run)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

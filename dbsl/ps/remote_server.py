@@ -1,31 +1,36 @@
-"""The server's side of the distributed executor: the conversation with the workers and its schedule.
+"""The server process of the distributed executor: the conversation with the workers, its schedule, and the RPC
+entry points the workers call.
 
-A worker's calls (answered on RPC threads, under one lock)::
+A worker's calls (module-level functions of this module, answered on RPC threads, under one lock)::
 
     describe(rank)                    -> (config, plan)                       the server's, so all ranks agree
     pull(rank, commit, test, times)   -> Pull(global model, phase, LR, local round) | Stop
     push(rank, model, train stats)    -> Ack(commit, merged model if the commit is due for evaluation) | Stop
     bye(rank, times)
 
-ASP merges a push on arrival; SSP also holds a worker's pull while it leads the slowest by more than
-``ps.staleness`` pushes; BSP holds every push until all n arrived, then merges the round (``push_round``). As in
+What may happen is the :class:`~dbsl.ps.server.ParameterServer`'s sync policy: ASP merges a push on arrival; SSP
+also holds a worker's pull while the server says it leads the slowest by too much; BSP holds every push until all n
+arrived, then merges the round (``push_round``). As in
 the authors' code, the worker tests the merged model it got back (in parallel with the others) and sends the result
 with its next pull; the server records commits in commit order, each once its test is in (:class:`CommitLog`).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
+import torch.distributed.rpc as rpc
 from torch.futures import Future
 
 from ..config import Config
 from ..errors import Diverged
 from ..train import EvalStats, TrainStats
+from . import transport
 from .context import RunContext
 from .launch import LocalWorkers
 
@@ -108,7 +113,7 @@ class ParameterService:
         self.ctx, self.cfg, self.plan, self.monitor = ctx, ctx.cfg, ctx.plan, ctx.monitor
         self.server = ctx.new_server(ctx.initial_model().cpu())  # weights travel as CPU tensors
         self.ranks = list(range(1, self.plan.num_workers + 1))
-        self.sync, self.staleness, self.timeout = self.cfg.ps.sync, self.cfg.ps.staleness, self.cfg.executor.timeout
+        self.timeout = self.cfg.executor.timeout
         self.lock = threading.Lock()
         self.given: Dict[int, tuple] = {}  # rank -> (phase, lr) of the mini-epoch it is training
         self.start_at = {r: 0.0 for r in self.ranks}  # modelled clock: start of the current mini-epoch
@@ -146,7 +151,7 @@ class ParameterService:
                 return _ready(Stop(self.failure))
             if self.server.done:
                 return _ready(Stop("done"))
-            if self.sync == "SSP" and self.server.lead(rank) > self.staleness:
+            if not self.server.may_pull(rank):
                 fut = Future()
                 self.held[rank] = ("pull", fut, time.perf_counter())
                 return fut
@@ -161,7 +166,7 @@ class ParameterService:
             phase, lr = self.given[rank]
             self.finish[rank] = self.start_at[rank] + self.plan.mini_epoch_time(rank, phase)
             entry = {"rank": rank, "phase": phase, "lr": lr, "stats": stats, "modelled_time": self.finish[rank]}
-            if self.sync == "BSP":
+            if self.server.policy.rounds:
                 fut = Future()
                 self.round[rank] = (state, entry)
                 self.held[rank] = ("push", fut, time.perf_counter())
@@ -172,9 +177,9 @@ class ParameterService:
                 commit = self.server.push(rank, state)
                 if commit is None:
                     return _ready(Ack(None, None, 0.0))
-                due = self.monitor.due(commit)
-                snapshot = _clone(self.server.state) if due else None
-                self._commit(commit, entry, due, self._milestone(commit + 1))
+                tested = self.server.tested_commit([commit]) is not None
+                snapshot = _clone(self.server.state) if tested else None
+                self._commit(commit, entry, tested, self.server.checkpoint_due([commit]))
                 answers = self._release_blocked(self.finish[rank])
                 result = _ready(Ack(commit, snapshot, 0.0))
         for fut, value in answers:  # answered outside the lock
@@ -206,36 +211,35 @@ class ParameterService:
         return Pull(_clone(self.server.state), phase.index, lr, self.server.pushes[rank], waited)
 
     def _release_blocked(self, at: float) -> list:
-        """SSP: let held pulls go once their worker no longer leads by more than the staleness (or stop them)."""
+        """SSP: answer the held pulls the server now lets go (or stop them once training is over)."""
         answers, now = [], time.perf_counter()
-        for rank in sorted(r for r, (kind, _, _) in self.held.items() if kind == "pull"):
-            if self.server.done or self.server.lead(rank) <= self.staleness:
-                _, fut, since = self.held.pop(rank)
-                self.seen[rank] = now
-                if self.server.done:
-                    answers.append((fut, Stop("done")))
-                else:
-                    self.release[rank] = at
-                    answers.append((fut, self._pull(rank, now - since)))
+        for rank in self.server.released(r for r, (kind, _, _) in self.held.items() if kind == "pull"):
+            _, fut, since = self.held.pop(rank)
+            self.seen[rank] = now
+            if self.server.done:
+                answers.append((fut, Stop("done")))
+            else:
+                self.release[rank] = at
+                answers.append((fut, self._pull(rank, now - since)))
         return answers
 
     def _close_round(self) -> list:
-        """BSP: merge the round; the last commit of the round is tested (as the simulated executor does)."""
+        """BSP: merge the round; the server says which of its commits is tested and whether to checkpoint after it."""
         ranks = sorted(self.round)
         commits = self.server.push_round(ranks, [self.round[r][0] for r in ranks])
-        due = any(self.monitor.due(c) for c in commits)
+        tested = self.server.tested_commit(commits)
         end = max(self.round[r][1]["modelled_time"] for r in ranks)
-        snapshot = _clone(self.server.state) if due else None
-        milestone = any(self._milestone(c + 1) for c in commits)
+        snapshot = _clone(self.server.state) if tested is not None else None
+        checkpoint = self.server.checkpoint_due(commits)
         answers, now = [], time.perf_counter()
         for rank, commit in zip(ranks, commits):
             _, entry = self.round.pop(rank)
             last = commit == commits[-1]
             self.release[rank] = end
-            self._commit(commit, dict(entry, modelled_time=end), due and last, milestone and last)
+            self._commit(commit, dict(entry, modelled_time=end), commit == tested, checkpoint and last)
             _, fut, since = self.held.pop(rank)
             self.seen[rank] = now
-            answers.append((fut, Ack(commit, snapshot if due and last else None, now - since)))
+            answers.append((fut, Ack(commit, snapshot if commit == tested else None, now - since)))
         return answers
 
     def _commit(self, commit: int, entry: dict, awaiting_test: bool, checkpoint: bool) -> None:
@@ -243,12 +247,6 @@ class ParameterService:
         if self.server.done:
             self.training_time = self.elapsed()
         self.log.add(commit, entry, awaiting_test, self.state_dict(commit) if checkpoint else None)
-
-    def _milestone(self, commits: int) -> bool:
-        """Checkpoint once ``commits`` pushes are merged: at every phase change and every checkpoint_every."""
-        every = self.cfg.checkpoint_every
-        return commits < self.plan.total_commits and (any(p.start == commits for p in self.plan.phases)
-                                                      or bool(every and commits % every == 0))
 
     # -- supervision -----------------------------------------------------------------------------------------
     def _where(self, rank: int) -> str:
@@ -332,3 +330,51 @@ class ParameterService:
         self.release = {int(r): t for r, t in data["clock"]["release"].items()}
         self.times_before = {int(r): dict(t) for r, t in data["workers"].items()}
         self.training_before = data["training_time"]
+
+
+# -- RPC entry points (called by the workers, run in the server process) -----------------------------------------
+_service: ParameterService | None = None
+_loud: int | None = None  # the C++ log level before the first bye quieted it for the shutdown
+
+
+@contextlib.contextmanager
+def serving(service: ParameterService) -> Iterator[None]:
+    """Answer the workers' calls with ``service`` while inside; afterwards restore the log level a bye lowered."""
+    global _service, _loud
+    _service = service
+    try:
+        yield
+    finally:
+        transport.quiet(_loud)  # the level of before (for the next run in this process)
+        _service, _loud = None, None
+
+
+def _serving() -> ParameterService:
+    if _service is None:
+        raise RuntimeError("this process serves no distributed run")
+    return _service
+
+
+def describe(rank: int):
+    return _serving().describe(rank)
+
+
+@rpc.functions.async_execution
+def pull(rank: int, commit: int | None, test: EvalStats | None, times: dict) -> Future:
+    return _serving().pull(rank, commit, test, times)
+
+
+@rpc.functions.async_execution
+def push(rank: int, state: Dict[str, torch.Tensor], stats: TrainStats) -> Future:
+    return _serving().push(rank, state, stats)
+
+
+def bye(rank: int, times: dict) -> None:
+    global _loud
+    _serving().bye(rank, times)
+    if _loud is None:  # the worker leaves: its pipe closing is no news (a failure is the service's to report)
+        _loud = transport.quiet()
+
+
+def fail(rank: int, message: str) -> None:
+    _serving().fail(rank, message)
