@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import ROOT, pick, result, study
+from .common import ROOT, STUDY, pick, result, study
 
 NAME = "compile_cost"
 TITLE = "torch.compile on the CPU: compile time, recompiles and break-even in a study run (one thread)"
@@ -195,15 +195,15 @@ def break_even(compile_s: float, saving_s: float, mini_epochs: float) -> float |
     return compile_s / (saving_s / mini_epochs) if saving_s > 0 else None
 
 
-def scheme_rows(cold: dict, warm: dict | None) -> tuple[list[dict], str]:
-    """Per scheme of the study: its shapes' compile seconds (cold and warm cache) against what the compiled steps
-    save over the run, at the speed-ups measured in ``cold`` (its per-round medians and their interval ends)."""
+def scheme_rows(cold: dict, warm: dict | None, overrides=tuple(STUDY)) -> tuple[list[dict], str]:
+    """Per scheme of the study (``overrides``): its shapes' compile seconds (cold and warm cache) against what the
+    compiled steps save over the run, at the speed-ups measured in ``cold`` (per-round medians, interval ends)."""
     compile_at = {(w["resolution"], w["batch"], w["dropout"]): w["compile_s"] for w in cold["walk"]}
     warm_at = {(w["resolution"], w["batch"], w["dropout"]): w["compile_s"] for w in (warm or {}).get("walk", [])}
     speed = {(s["resolution"], s["batch"]): s for s in cold["steady"]}
     rows, source = [], ""
     for scheme in SCHEMES:
-        _, plan, source = study(scheme)
+        _, plan, source = study(scheme, overrides)
         used = usage(plan)
         if not all(key in compile_at and key[:2] in speed for key in used):
             continue

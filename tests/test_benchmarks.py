@@ -213,22 +213,26 @@ def test_load_monitor_counts_other_processes_cpu():
     assert summary["mean"] is not None and summary["max"] >= summary["mean"]
 
 
-def test_break_even_per_scheme_by_hand(monkeypatch):
+DRAFT_STUDY = ("experiment=cpu_fashion_mnist", "dataset.num_train=12000", "dataset.num_test=0",
+               "schedule.batch_large=[96,64]", "schedule.epochs=32", "optim.lr_milestones=[16,24]",
+               "schedule.cycle_ends=[8,16,20,24,28,32]", "optim.warmup_epochs=2", "optim.warmup_start_lr=0.02",
+               "hardware=cpu1t_w16_fmnist")
+
+
+def test_break_even_per_scheme_by_hand():
     """The study's draft (12,000 images, n = 4, 32 epochs, B_L = 96 at 20 px and 64 at 28 px, n_S = 2, k = 1.05): a
     baseline run is 128 mini-epochs of round(3000 / 64) = 47 batches at 28 px; CPL runs 64 of them at 20 px, of
     round(3000 / 96) = 31 batches; DBSL's d_L = 3150 and d_S = 2850 give 33 / 66 batches at 20 px (B_S = 43) and
     49 / 98 at 28 px (B_S = 29), each shape in 32 of the hybrid run's 128 mini-epochs."""
-    from benchmarks import common
     from benchmarks.compile_cost import scheme_rows
 
-    monkeypatch.setattr(common, "STUDY", ["experiment=no_such_study_preset"])  # so the draft's fixed settings
     steady = [{"resolution": r, "batch": b, "eager_s": 0.1, "speedup": [1.25] * 9}
               for r, b in ((20, 96), (20, 43), (28, 64), (28, 29))]
     walk = [{"resolution": r, "batch": b, "dropout": d, "compile_s": c}
             for r, b, d, c in ((20, 96, 0.1, 20.0), (20, 43, 0.1, 20.0), (28, 64, 0.2, 30.0), (28, 29, 0.2, 30.0))]
     warm = [dict(w, compile_s=w["compile_s"] / 10) for w in walk]
-    rows, source = scheme_rows({"walk": walk, "steady": steady}, {"walk": warm})
-    assert "its draft" in source
+    rows, source = scheme_rows({"walk": walk, "steady": steady}, {"walk": warm}, DRAFT_STUDY)
+    assert source == " ".join(DRAFT_STUDY)
     by = {r["scheme"]: r for r in rows}
     # baseline: 30 s of compiling; 128 x 47 batches x 0.1 s x (1 - 1/1.25) = 120.32 s saved
     base = by["baseline"]
