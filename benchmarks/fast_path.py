@@ -18,9 +18,10 @@ plain loop does it (``torch.no_grad``, NCHW), the same channels-last, and dbsl's
 (``torch.inference_mode``, channels-last) at batch 1000, 500, 250 and 128.
 
 Every ratio is a median of per-round ratios with a 95 % interval of that median (timing.median_interval), on CPU
-seconds (``time.process_time``) for the one-thread sides, so that other processes sharing the cores do not bias
-it. Headline: dbsl / bare in images/s at width 16, 28 px, batch 256, one thread; target >= 1.2 (issue 14). Rounds
-are added until the headline's interval lies on one side of the target. torch.compile: benchmark compile_cost.
+seconds (``time.process_time``) for the one-thread sides, which other processes sharing the cores inflate far less
+than wall seconds. Headline: dbsl / bare in images/s at width 16, 28 px, batch 256, one thread; target >= 1.2
+(issue 14). Rounds are added until the headline's interval lies on one side of the target. torch.compile: benchmark
+compile_cost.
 """
 from __future__ import annotations
 

@@ -156,7 +156,8 @@ def parse(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="output directory (default reports/bench/<date>)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1, as the CPU presets' runs; 0: one per core). With one thread "
-                             "the headlines use CPU seconds, which other processes on the cores do not inflate")
+                             "the headlines use CPU seconds, which other processes on the cores inflate far less than "
+                             "wall seconds")
     args = parser.parse_args(argv)
     if args.quick and args.size not in (None, "quick"):
         parser.error(f"--quick contradicts --size {args.size}; give one of them")

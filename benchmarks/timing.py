@@ -4,8 +4,9 @@ Every benchmark compares two or more *sides* (callables doing one unit of work) 
 ``warmup`` untimed calls of each side, each round times every side once, in an order that alternates between
 rounds (A B, B A, A B, ...), so a slow drift of the machine's speed hits all sides alike. Each call is timed on two
 clocks: wall seconds (``time.perf_counter``) and this process's CPU seconds (``time.process_time``, all its
-threads). For a side running one thread, CPU seconds are what the call would take on a core of its own: other
-processes sharing the cores delay it in wall time but do not add CPU time. What a side returns is kept, for sides
+threads). For a side running one thread, other processes sharing the cores delay a call in wall time, but add to
+its CPU seconds only through the caches and memory they share (less, and alike for the interleaved sides of a
+ratio). What a side returns is kept, for sides
 whose relevant time is measured inside (e.g. a run summary's ``wall_time - eval_time``).
 
 A comparison is summarised by the median of its per-round ratios (the two calls of a round ran next to each other)
@@ -153,7 +154,7 @@ def compare(numerator: Samples, denominator: Samples, clock: str, invert: bool =
 
 
 def one_thread_clock() -> str:
-    """The clock a headline uses: CPU seconds when torch runs one thread (immune to other processes' load), wall
+    """The clock a headline uses: CPU seconds when torch runs one thread (far less inflated by other processes), wall
     seconds otherwise (several threads' CPU seconds add up, and include their spin-waiting)."""
     import torch
 
