@@ -13,6 +13,8 @@ from dbsl.config import DatasetConfig, ModelConfig, OptimConfig
 from dbsl.models import ResNet18, build_model
 from dbsl.train import LocalTrainer
 
+from .timing import decided
+
 if TYPE_CHECKING:
     from dbsl.data import DataSource
 
@@ -71,6 +73,19 @@ def random_batches(count: int, batch: int, resolution: int, channels: int = 3, c
              torch.randint(0, classes, (batch,), generator=g)) for _ in range(count)]
 
 
+# -- the study ------------------------------------------------------------------------------------------------
+STUDY = ["experiment=fmnist_study"]  # the CPU study (issue 13) whose run length and shapes decide what pays
+
+
+def study(scheme: str, overrides: Sequence[str] = tuple(STUDY)):
+    """(config, plan, the overrides as text) of the study preset (or ``overrides``) for ``scheme``."""
+    from dbsl.compose import compose_config
+    from dbsl.plan import build_plan, dataset_size
+
+    cfg = compose_config([*overrides, f"scheme={scheme}"])
+    return cfg, build_plan(cfg, dataset_size(cfg)), " ".join(overrides)
+
+
 # -- models and trainers ------------------------------------------------------------------------------------
 def new_model(width: int, classes: int = 10, channels: int = 3, dropout: float = 0.2, seed: int = 0) -> ResNet18:
     """ResNet-18 (CIFAR stem) of ``width``; equal seeds give equal weights, so two sides start alike."""
@@ -80,9 +95,10 @@ def new_model(width: int, classes: int = 10, channels: int = 3, dropout: float =
     return model
 
 
-def new_trainer(model: torch.nn.Module, **optim: Any) -> LocalTrainer:
-    """dbsl's LocalTrainer on the CPU; ``optim`` overrides OptimConfig (default: the paper's double decay)."""
-    return LocalTrainer(model, replace(OptimConfig(lr=TIMING_LR), **optim), CPU)
+def new_trainer(model: torch.nn.Module, channels_last: bool = True, **optim: Any) -> LocalTrainer:
+    """dbsl's LocalTrainer on the CPU (``channels_last``: train.channels_last, default on as in dbsl); ``optim``
+    overrides OptimConfig (default: the paper's double decay)."""
+    return LocalTrainer(model, replace(OptimConfig(lr=TIMING_LR), **optim), CPU, channels_last=channels_last)
 
 
 def threads() -> int:
@@ -98,19 +114,33 @@ def rounded(value: Any, digits: int = 4) -> Any:
     return value
 
 
+def rounded_all(value: Any, digits: int = 4) -> Any:
+    """:func:`rounded`, also inside lists (intervals, ranges)."""
+    return [rounded(v, digits) for v in value] if isinstance(value, (list, tuple)) else rounded(value, digits)
+
+
 def result(name: str, title: str, target: str, columns: Sequence[Tuple[str, str]], rows: List[dict],
-           headline: Optional[dict] = None, notes: Sequence[str] = (), **extra: Any) -> dict:
+           headline: Optional[dict] = None, notes: Sequence[str] = (), tables: Sequence[dict] = (),
+           **extra: Any) -> dict:
     """A benchmark's outcome: a table (``columns`` = [(key, header)]) and a headline ratio with its target.
 
-    ``headline`` = {"label", "value", "target" (a number or None), "higher_is_better"}; ``met`` is derived.
+    ``headline`` = {"label", "value", "target" (a number or None), "higher_is_better"}, optionally "interval" (a
+    95 % interval of the value, see timing.Comparison), "clock" and "rounds". ``met`` (the value is on the target's
+    good side) and ``decided`` (the whole interval is on one side of the target) are derived. ``tables``: more
+    tables, each {"title", "columns", "rows"}.
     """
     headline = dict(headline or {})
-    if headline.get("target") is not None and headline.get("value") is not None:
+    if "met" in headline:  # a benchmark that judged its own headline (e.g. a value of "never")
+        pass
+    elif headline.get("target") is not None and headline.get("value") is not None:
         value, bound = headline["value"], headline["target"]
         headline["met"] = value >= bound if headline.get("higher_is_better", True) else value <= bound
+        headline["decided"] = decided(headline.get("interval"), bound)
     else:
-        headline.setdefault("met", None)
+        headline["met"] = None
     return {"name": name, "title": title, "target": target, "columns": [list(c) for c in columns],
-            "rows": [{k: rounded(v) for k, v in row.items()} for row in rows],
-            "headline": {k: rounded(v) for k, v in headline.items()}, "notes": list(notes), "threads": threads(),
+            "rows": [{k: rounded_all(v) for k, v in row.items()} for row in rows],
+            "headline": {k: rounded_all(v) for k, v in headline.items()}, "notes": list(notes), "threads": threads(),
+            "tables": [{"title": t["title"], "columns": [list(c) for c in t["columns"]],
+                        "rows": [{k: rounded_all(v) for k, v in row.items()} for row in t["rows"]]} for t in tables],
             **extra}

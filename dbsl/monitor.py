@@ -37,14 +37,19 @@ class Monitor:
         self.measured_clock = measured_clock
         self.worker_clock: dict[int, float] = {}
         self.wall_offset = 0.0  # wall seconds of earlier (interrupted) attempts
+        self.cpu_offset = 0.0  # CPU seconds of earlier attempts (this process's: under the simulated executor, all)
         self.extra: dict = {}  # executor-specific summary fields (e.g. the distributed executor's time breakdown)
         self.diverged: str | None = None  # why the run diverged (a NaN or infinite loss); the executors stop on it
-        self.start = time.perf_counter()
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
         self.bar = tqdm(total=plan.total_commits, initial=start_commit, unit="commit", dynamic_ncols=True,
                         disable=not (progress and sys.stderr.isatty()), desc=plan.scheme)
 
     def wall_time(self) -> float:
         return self.wall_offset + time.perf_counter() - self.start
+
+    def cpu_time(self) -> float:
+        """This process's CPU seconds over the run (all its threads), the CPU twin of :meth:`wall_time`."""
+        return self.cpu_offset + time.process_time() - self.cpu_start
 
     def commit(self, commit: int, rank: int, phase: Phase, lr: float, stats: TrainStats, modelled_time: float,
                test: EvalStats | None) -> dict:
@@ -97,7 +102,7 @@ class Monitor:
     def state_dict(self) -> dict:
         return {"best": self.best, "final": self.final, "last_eval": self.last_eval,
                 "compute_time": self.compute_time, "eval_time": self.eval_time,
-                "modelled_time": self.modelled_time, "wall_time": self.wall_time(),
+                "modelled_time": self.modelled_time, "wall_time": self.wall_time(), "cpu_time": self.cpu_time(),
                 "measured_clock": self.measured_clock, "worker_clock": dict(self.worker_clock)}
 
     def load_state_dict(self, data: dict) -> None:
@@ -106,14 +111,15 @@ class Monitor:
         self.modelled_time, self.wall_offset = data["modelled_time"], data["wall_time"]
         self.worker_clock = {int(r): t for r, t in data.get("worker_clock", {}).items()}
         self.measured_clock = data.get("measured_clock", self.measured_clock)
-        self.start = time.perf_counter()
+        self.cpu_offset = data.get("cpu_time", 0.0)
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
     def results(self) -> dict:
         """The summary's metrics: best (over all evaluations, as the journal tables) and final (as COMPSAC's)."""
         return {"best": self.best, "final": self.final, "modelled_time": self.modelled_time,
                 "measured_time": max(self.worker_clock.values(), default=None), "measured_clock": self.measured_clock,
-                "wall_time": self.wall_time(), "compute_time": self.compute_time, "eval_time": self.eval_time,
-                **self.extra}
+                "wall_time": self.wall_time(), "cpu_time": self.cpu_time(), "compute_time": self.compute_time,
+                "eval_time": self.eval_time, **self.extra}
 
     def close(self) -> None:
         self.bar.close()
