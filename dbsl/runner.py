@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import traceback
+from pathlib import Path
 from typing import Callable, Dict, Sequence
 
 import torch
@@ -42,6 +43,16 @@ def make_sinks(cfg: Config, summary: dict) -> list:
     return [WandbSink(cfg, summary)]
 
 
+def stop_logging_into(directory) -> None:
+    """A completed record is final: close the log files (Hydra's run.log) that would append to it."""
+    inside = directory.resolve()
+    for logger in (logging.getLogger(), log):
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().is_relative_to(inside):
+                logger.removeHandler(handler)
+                handler.close()
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -75,6 +86,7 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
     record = RunRecord(cfg.output_dir)
     previous = None if cfg.overwrite else record.read_summary()  # a damaged summary.json stops here (RecordError)
     if previous and previous.get("status") == "completed":
+        stop_logging_into(record.dir)
         log.info("%s: already completed, skipped (overwrite=true runs it again)", record.dir)
         return {**previous, "skipped": True}
     checkpoint = None

@@ -55,6 +55,8 @@ def test_multirun_2x2_in_parallel_then_rerun_skips_completed(tmp_path, monkeypat
     assert all(len(read_metric_rows(r / "metrics.csv")) == 8 for r in runs)
     assert "4 completed, 0 skipped, 0 failed" in first
     finished = {r.name: read_summary(r)["finished"] for r in runs}
+    logs = {r.name: (r / "run.log").read_bytes() for r in runs}
+    assert all(b"epoch 2/2" in text for text in logs.values())  # Hydra's per-job log is in each record
 
     # one run killed before it finished (its summary still says running)
     interrupted = runs[0]
@@ -67,6 +69,8 @@ def test_multirun_2x2_in_parallel_then_rerun_skips_completed(tmp_path, monkeypat
     assert sorted(r.name for r in find_runs(sweep_dir)) == sorted(finished)
     assert read_summary(interrupted)["status"] == "completed"
     assert {r.name: read_summary(r)["finished"] for r in runs[1:]} == {r.name: finished[r.name] for r in runs[1:]}
+    # a completed record is not written to: the skip is said on the console, not appended to its run.log
+    assert {r.name: (r / "run.log").read_bytes() for r in runs[1:]} == {r.name: logs[r.name] for r in runs[1:]}
     summary = read_sweep_summary(sweep_dir)
     assert [inv["completed"] for inv in summary["invocations"]] == [4, 1]
     assert [inv["skipped"] for inv in summary["invocations"]] == [0, 3]
