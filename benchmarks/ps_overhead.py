@@ -34,7 +34,7 @@ TITLE = "Parameter-server overhead: simulated n-worker run vs single-process tra
 TARGET = 1.03
 SIZES = {
     "full": {"width": 16, "resolution": 16, "batch": 256, "train": 4096, "epochs": 4, "workers": 4,
-             "repeats": 15, "min_repeats": 9, "warmup": 1},
+             "repeats": 31, "min_repeats": 9, "warmup": 1},
     "quick": {"width": 16, "resolution": 16, "batch": 128, "train": 1024, "epochs": 2, "workers": 4,
               "repeats": 6, "min_repeats": 6, "warmup": 1},
     "tiny": {"width": 2, "resolution": 8, "batch": 16, "train": 128, "epochs": 1, "workers": 2,
