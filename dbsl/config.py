@@ -10,6 +10,7 @@ Names follow the paper: ``num_small`` is n_S, ``extra_time_ratio`` is k, ``updat
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -318,10 +319,31 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+def unknown_keys(node: DictConfig, prefix: str = "") -> List[str]:
+    """Keys of a composed config that its schema does not have (``+foo=1`` adds one: Hydra accepts it, nothing
+    would read it)."""
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return []  # a free-form mapping
+    fields = {f.name for f in dataclasses.fields(schema)}
+    found = []
+    for key in node.keys():
+        if key not in fields:
+            found.append(f"{prefix}{key}")
+            continue
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            found += unknown_keys(child, f"{prefix}{key}.")
+    return found
+
+
 def to_config(cfg: DictConfig | Config) -> Config:
     """Turn a composed DictConfig into a validated :class:`Config` object."""
     if isinstance(cfg, Config):
         return validate(cfg)
+    if unknown := unknown_keys(cfg):
+        raise ConfigError(f"{unknown[0]}: no such setting (added with +{unknown[0]}=...?); dbsl would ignore it. "
+                          "Drop it, or see the keys with: python -m dbsl.run --cfg job")
     obj = OmegaConf.to_object(cfg)
     if not isinstance(obj, Config):  # composed without the schema
         obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))

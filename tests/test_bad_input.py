@@ -107,6 +107,8 @@ CASES = [
     ("run", ["experiment=smoke", "optim.lr=abc"], 2, ["optim.lr", "Float"]),
     ("run", ["experiment=smoke", "optim.lrr=0.1"], 2, ["optim.lrr", "spelling"]),
     ("run", ["experiment=smoke", "optim.lr=[1"], 2, ["optim.lr=[1"]),
+    ("run", ["experiment=smoke", "+foo=1"], 2, ["foo: no such setting", "+foo"]),  # Hydra adds it; nothing reads it
+    ("plan", ["experiment=smoke", "+train.fast=true"], 2, ["train.fast: no such setting"]),
     ("run", ["experiment=smoke", "scheme=dbsl", "dbsl.num_small=9"], 2, ["dbsl.num_small=9", "ps.num_workers"]),
     ("run", ["experiment=smoke", "dataset=cifar100", "dataset.root={tmp}"], 2, ["CIFAR-100 not found", "dataset.root"]),
     ("plan", ["experiment=paper_cifar10"], 2, ["experiment=paper_cifar10", "paper_cifar100"]),
