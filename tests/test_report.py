@@ -343,12 +343,14 @@ def test_overview_states_the_command_that_rebuilds_the_report(built, tmp_path, c
     readme = (built["out"] / "README.md").read_text()
     assert f"Rebuild it with `python -m dbsl.report {built['root']} --out {built['out']}`" in readme
     notes = tmp_path / "notes.md"
-    notes.write_text("First paragraph of the reading.\n\nSecond one,\non two lines.\n")
+    notes.write_text("First paragraph of the reading.\n\nSecond one,\non two lines.\n\n## Caveats\n\nA third.\n")
     again = tmp_path / "again"
     assert main([str(built["root"]), "--out", str(again), "--notes", str(notes)]) == 0
     rebuilt = (again / "README.md").read_text()
     assert f"Rebuild it with `python -m dbsl.report {built['root']} --out {again} --notes {notes}`" in rebuilt
     assert "## Reading the results\n\nFirst paragraph of the reading.\n\nSecond one,\non two lines.\n" in rebuilt
+    # the notes' own headings stay inside their section: '## Caveats' two levels down
+    assert "\n#### Caveats\n\nA third.\n" in rebuilt and "\n## Caveats" not in rebuilt
     for csv_file in sorted((built["out"] / "tables").glob("*.csv")):  # the same records give the same numbers
         assert (again / "tables" / csv_file.name).read_text() == csv_file.read_text(), csv_file.name
     assert main([str(built["root"]), "--out", str(tmp_path / "none"), "--notes", str(tmp_path / "gone.md")]) == 2

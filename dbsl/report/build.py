@@ -22,7 +22,7 @@ from .html import Section, index_html, readme
 from .outdir import check_out, install
 from .paper import paper_tables
 from .params import paper_parameter_tables
-from .prereg import read_prereg
+from .prereg import demote_headings, read_prereg
 from .tables import accuracy_tables, run_parameter_tables, runs_table, slug
 
 
@@ -74,7 +74,8 @@ def read_notes(notes: Path | str | None) -> List[str]:
     except (OSError, UnicodeDecodeError) as err:
         raise ReportError(f"--notes {notes}: cannot read it ({type(err).__name__}); pass a Markdown file or leave "
                           "--notes out") from err
-    return [p.strip() for p in text.split("\n\n") if p.strip()]
+    return [p.strip() for p in demote_headings(text).split("\n\n") if p.strip()]  # its '#' under this '##'
+
 
 
 def rebuild_command(roots, out: Path, figures: bool = True, notes: Path | str | None = None,
