@@ -32,8 +32,12 @@ from .threads import set_threads
 
 log = logging.getLogger("dbsl")
 register_all()
-# results/conf (calibrated hardware profiles) is on the search path but need not exist yet
+# results/conf (calibrated hardware profiles) is on the search path but need not exist yet; the launcher's worker
+# processes (joblib) compose the config again before they import this module, so they get the filter by environment
+SEARCHPATH_WARNING = "ignore:provider=hydra.searchpath in main:UserWarning"
 warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath.*is not available")
+if SEARCHPATH_WARNING not in os.environ.get("PYTHONWARNINGS", ""):
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), SEARCHPATH_WARNING]))
 INTERRUPTED = "run the same command again to resume from the last checkpoint"
 _from_cli = False  # started by cli(): errors are reported as one line (a test may call main() itself)
 

@@ -387,6 +387,19 @@ def test_console_errors_a_sweep_and_a_read_only_results_dir(tmp_path):
     assert list(locked.iterdir()) == []
 
 
+def test_a_parallel_sweep_of_bad_values_says_each_once_and_nothing_else(tmp_path):
+    """Each job of a joblib multirun runs in a fresh process: its bad value is one log line and a row of the sweep's
+    table; nothing else reaches the console (no traceback, and no warning about results/conf, which a folder of the
+    user's does not have)."""
+    proc = _console("dbsl.run", "-m", "experiment=smoke", "scheme=dbsl", "dbsl.num_small=9,8", "hydra/launcher=joblib",
+                    "hydra.launcher.n_jobs=2", f"results_dir={tmp_path / 'results'}", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr == "" and "Traceback" not in proc.stdout, proc.stderr
+    for n_small in (9, 8):
+        assert proc.stdout.count(f"failed: dbsl.num_small={n_small}: n_S must lie in 0..ps.num_workers=4") == 1
+    assert "0 completed, 0 skipped, 2 failed" in proc.stdout
+
+
 def test_ctrl_c_prints_one_line_saying_the_run_resumes(tmp_path):
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "dbsl.run", *FAST, "schedule.epochs=200", "schedule.cycle_ends=[]",
