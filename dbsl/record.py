@@ -39,7 +39,8 @@ METRIC_COLUMNS = (
     "modelled_time", "wall_time", "seconds", "cpu_seconds", "measured_time",
     "compute_time",  # compute_time last: a torn last line lacks it (read_metric_rows)
 )
-STATUSES = ("running", "completed", "failed", "diverged")  # diverged: a NaN or infinite loss ended the run
+# diverged: a NaN or infinite loss ended the run; interrupted: Ctrl-C stopped it (the same command resumes it)
+STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
 START_AGAIN = "run the same command with overwrite=true to start this run again from commit 0"
 
 

@@ -125,6 +125,7 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
         if isinstance(err, Diverged):
             status = "diverged"
         elif isinstance(err, KeyboardInterrupt):
+            status = "interrupted"
             summary["error"] = "interrupted (Ctrl-C); the same command resumes the run from its last checkpoint"
         else:
             summary["traceback"] = traceback.format_exc(limit=20)

@@ -7,6 +7,7 @@ the real Hydra app); the cases that need a real console, a signal or another use
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -238,6 +239,25 @@ def interrupted(tmp_path_factory) -> Path:
     assert [int(r["commit"]) for r in read_metric_rows(run_dir / "metrics.csv")] == list(range(6))
     assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["commit"] == 3
     return run_dir
+
+
+def test_an_interrupted_run_says_so_and_the_report_leaves_it_out(interrupted, records, tmp_path, capsys,
+                                                                 monkeypatch):
+    """Ctrl-C is not a failure: the record says interrupted, and the report lists it as such, outside the numbers."""
+    summary = json.loads((interrupted / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "the same command resumes" in summary["error"]
+    both = tmp_path / "records"
+    shutil.copytree(records, both)
+    shutil.copytree(interrupted, both / "runs" / "stopped")
+    code, out, err = invoke("report", [str(both), "--out", str(tmp_path / "report"), "--no-figures"], capsys,
+                            monkeypatch)
+    assert code == 0, out + err
+    runs = {Path(r["run_dir"]).name: r for r in csv.DictReader(open(tmp_path / "report" / "tables" / "runs.csv"))}
+    assert runs["stopped"]["status"] == "interrupted" and runs["stopped"]["included"] == "False"
+    assert runs["stopped"]["note"].startswith("interrupted (Ctrl-C): 6 of 8 commits recorded")
+    assert runs["ok"]["status"] == "completed" and runs["ok"]["included"] == "True"
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "2 run records: 1 completed, 0 failed, 0 incomplete, 1 interrupted," in readme
 
 
 def _cut_metrics(run_dir: Path) -> None:  # a torn file: cut in the middle of commit 2's row

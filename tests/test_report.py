@@ -146,7 +146,7 @@ def test_failed_incomplete_and_malformed_runs_are_listed_not_averaged(built):
     # the failed hybrid seed 2 and the incomplete baseline seed 3 belong to the groups but are not in their numbers
     assert accuracy_row(built, "hybrid")["seeds"] == "0,1" and accuracy_row(built, "baseline")["seeds"] == "0,1"
     readme = (built["out"] / "README.md").read_text()
-    assert "1 failed, 1 incomplete, 2 malformed" in readme
+    assert "1 failed, 1 incomplete, 0 interrupted, 2 malformed" in readme
     for path in (built["failed"], built["partial"], root / "runs" / "torn"):
         assert str(path) in readme
 

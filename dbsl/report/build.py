@@ -95,10 +95,11 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
         f"Generated {dt.datetime.now().isoformat(timespec='seconds')} from {', '.join(map(str, roots))}. "
         f"Rebuild it with `{rebuild_command(roots, report.out, figures, notes, prereg and prereg.path)}`.",
         f"{len(runs)} run records: {counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed, "
-        f"{counts.get('running', 0)} incomplete, {counts.get('malformed', 0)} malformed, "
-        f"{counts.get('diverged', 0)} diverged; "
+        f"{counts.get('running', 0)} incomplete, {counts.get('interrupted', 0)} interrupted, "
+        f"{counts.get('malformed', 0)} malformed, {counts.get('diverged', 0)} diverged; "
         f"{int(runs['included'].sum())} completed runs in {len(groups)} groups (runs that differ only by seed) "
-        "make the numbers. Failed, diverged, incomplete and malformed records are listed under Runs and left out."])
+        "make the numbers. Failed, diverged, incomplete, interrupted and malformed records are listed under Runs and "
+        "left out."])
     sections = [overview]
     if prereg is not None:
         registered, judged = study.prereg_section(prereg, report.runset, groups, point)

@@ -124,9 +124,10 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
     if status in ("failed", "diverged"):
         row["note"] = f"{status}: {summary.get('error', 'no error recorded')}"
         return row, config
-    if status == "running":
-        row["note"] = (f"incomplete: {row['commits_recorded'] or 0} of {row['total_commits']} commits recorded "
-                       "(still running, or killed: the same command resumes it)")
+    if status in ("running", "interrupted"):
+        row["note"] = (f"{'incomplete' if status == 'running' else 'interrupted (Ctrl-C)'}: "
+                       f"{row['commits_recorded'] or 0} of {row['total_commits']} commits recorded "
+                       f"({'still running, or killed: ' if status == 'running' else ''}the same command resumes it)")
         return row, config
     lacking = [k for k in REQUIRED if summary.get(k) is None]
     lacking += [f"{sec}.{key}" for sec, key, _ in METRICS.values()

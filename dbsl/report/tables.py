@@ -34,7 +34,7 @@ def runs_table(runset: RunSet) -> Table:
         "note": data["note"].fillna(""),
     })
     counts = runs["status"].value_counts()
-    statuses = ("completed", "failed", "running", "malformed", "diverged")
+    statuses = ("completed", "failed", "running", "interrupted", "malformed", "diverged")
     notes = [f"{len(runs)} records: " + ", ".join(f"{counts.get(s, 0)} {s.replace('running', 'incomplete')}"
                                                   for s in statuses) +
              f"; {int(runs['included'].sum())} in the numbers."]
