@@ -9,8 +9,8 @@ Names follow the paper: ``num_small`` is n_S, ``extra_time_ratio`` is k, ``updat
 """
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import List, Optional
 

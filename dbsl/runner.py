@@ -43,12 +43,13 @@ def make_sinks(cfg: Config, summary: dict) -> list:
     return [WandbSink(cfg, summary)]
 
 
-def stop_logging_into(directory) -> None:
+def stop_logging_into(directory: Path) -> None:
     """A completed record is final: close the log files (Hydra's run.log) that would append to it."""
     inside = directory.resolve()
     for logger in (logging.getLogger(), log):
         for handler in list(logger.handlers):
-            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().is_relative_to(inside):
+            if (isinstance(handler, logging.FileHandler)
+                    and Path(handler.baseFilename).resolve().is_relative_to(inside)):
                 logger.removeHandler(handler)
                 handler.close()
 

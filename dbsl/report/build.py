@@ -77,7 +77,6 @@ def read_notes(notes: Path | str | None) -> List[str]:
     return [p.strip() for p in demote_headings(text).split("\n\n") if p.strip()]  # its '#' under this '##'
 
 
-
 def rebuild_command(roots, out: Path, figures: bool = True, notes: Path | str | None = None,
                     prereg: Path | str | None = None) -> str:
     """The command that rebuilds this report from the same records (paths as they were given)."""
