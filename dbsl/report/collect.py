@@ -94,6 +94,10 @@ def _row_gaps(commits: List[int] | None, total) -> str | None:
     return f"metrics.csv {what} ({len(commits)} rows for {total} commits)"
 
 
+# a record that did not finish: what the report calls it, and how it stopped
+UNFINISHED = {"running": ("incomplete", "still running, or killed: "), "interrupted": ("interrupted (Ctrl-C)", "")}
+
+
 def load_run(run_dir: Path) -> tuple[dict, dict | None]:
     """(row of the runs table, flattened config or None); a bad record gives status 'malformed' and the reason."""
     row = {"run_dir": str(run_dir), "status": "malformed", "included": False, "note": ""}
@@ -124,10 +128,10 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
     if status in ("failed", "diverged"):
         row["note"] = f"{status}: {summary.get('error', 'no error recorded')}"
         return row, config
-    if status in ("running", "interrupted"):
-        row["note"] = (f"{'incomplete' if status == 'running' else 'interrupted (Ctrl-C)'}: "
-                       f"{row['commits_recorded'] or 0} of {row['total_commits']} commits recorded "
-                       f"({'still running, or killed: ' if status == 'running' else ''}the same command resumes it)")
+    if status in UNFINISHED:
+        word, how = UNFINISHED[status]
+        row["note"] = (f"{word}: {row['commits_recorded'] or 0} of {row['total_commits']} commits recorded "
+                       f"({how}the same command resumes it)")
         return row, config
     lacking = [k for k in REQUIRED if summary.get(k) is None]
     lacking += [f"{sec}.{key}" for sec, key, _ in METRICS.values()
