@@ -15,7 +15,9 @@ verdict carries its power: the change the paired t-test would detect with 80 % p
 
 Time is judged on the measured clock where the records have one (summary.json ``measured_time``: the same ASP schedule
 replayed with the measured mini-epoch durations), with the modelled clock beside it; older records are judged on the
-time model's virtual clock (modelled), and the distributed executor's on its real training time (wall).
+time model's virtual clock (modelled), and the distributed executor's on its real training time (wall). Measured
+seconds depend on the machine, so on the measured clock a seed counts only where its two runs ran on the same CPU
+(summary.json ``environment.cpu``); the modelled clock is the same on every machine and keeps every seed.
 """
 from __future__ import annotations
 
@@ -136,6 +138,25 @@ def _by_seed(frame: pd.DataFrame, values: pd.Series) -> pd.Series:
     return pd.Series(values.reindex(frame.index).to_numpy(float), index=frame["seed"].to_numpy())
 
 
+def other_cpu_seeds(ours_runs: pd.DataFrame, base_runs: pd.DataFrame) -> list:
+    """Seeds whose run and baseline run recorded different CPUs: their measured seconds are not comparable."""
+    if "cpu" not in ours_runs or "cpu" not in base_runs:
+        return []
+    ours = pd.Series(ours_runs["cpu"].to_numpy(), index=ours_runs["seed"].to_numpy()).dropna()
+    base = pd.Series(base_runs["cpu"].to_numpy(), index=base_runs["seed"].to_numpy()).dropna()
+    return sorted(s for s in ours.index.intersection(base.index) if ours[s] != base[s])
+
+
+def clock_by_seed(clock: str, ours_runs: pd.DataFrame, base_runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The judged clock per seed of a scheme and of its baseline; on the measured clock, seeds whose two runs ran
+    on different CPUs are left out (NaN)."""
+    column = CLOCK_COLUMNS[clock]
+    ours, base = _by_seed(ours_runs, ours_runs[column]), _by_seed(base_runs, base_runs[column])
+    if clock == "measured":
+        ours[ours.index.isin(other_cpu_seeds(ours_runs, base_runs))] = math.nan
+    return ours, base
+
+
 def seed_deltas(runset: RunSet, groups: pd.DataFrame, point: Endpoint | None = None) -> pd.DataFrame:
     """Per scheme group with a baseline and per seed both ran: the endpoint's change (pp) and the change of the
     judged clock (per cent), for the forest plot's per-seed points."""
@@ -145,8 +166,7 @@ def seed_deltas(runset: RunSet, groups: pd.DataFrame, point: Endpoint | None = N
     for g, ours_runs, base_runs in _pairs(runs, groups):
         clock = clock_of(g["executor"], [ours_runs, base_runs])
         ours, base = _by_seed(ours_runs, point.values), _by_seed(base_runs, point.values)
-        ours_t, base_t = _by_seed(ours_runs, ours_runs[CLOCK_COLUMNS[clock]]), _by_seed(
-            base_runs, base_runs[CLOCK_COLUMNS[clock]])
+        ours_t, base_t = clock_by_seed(clock, ours_runs, base_runs)
         for seed in sorted(ours.index.intersection(base.index)):
             rows.append({"experiment": g["experiment"], "label": g["label"], "scheme": g["scheme"],
                          "num_small": g["num_small"], "seed": seed, "delta_top1_pp": ours[seed] - base[seed],
@@ -176,9 +196,8 @@ def claim_rows(runset: RunSet, groups: pd.DataFrame, point: Endpoint | None = No
     for g, ours_runs, base_runs in _pairs(runs, groups):
         top1 = paired_change(_by_seed(ours_runs, point.values), _by_seed(base_runs, point.values))
         clock = clock_of(g["executor"], [ours_runs, base_runs])
-        column = CLOCK_COLUMNS[clock]
-        time = paired_change(_by_seed(ours_runs, ours_runs[column]), _by_seed(base_runs, base_runs[column]),
-                             relative=True)
+        time = paired_change(*clock_by_seed(clock, ours_runs, base_runs), relative=True)
+        other_cpu = other_cpu_seeds(ours_runs, base_runs) if clock == "measured" else []
         modelled = paired_change(_by_seed(ours_runs, ours_runs["modelled_time_s"]),
                                  _by_seed(base_runs, base_runs["modelled_time_s"]), relative=True)
         measurement = sorted(set(pd.concat([ours_runs, base_runs]).get("measured_clock", pd.Series()).dropna()))
@@ -193,6 +212,7 @@ def claim_rows(runset: RunSet, groups: pd.DataFrame, point: Endpoint | None = No
             "detectable_pp": top1.detectable(), "accuracy_verdict": accuracy_verdict(acc_claim, top1),
             "time_claim": time_claim, "clock": clock,
             "measured_clock": "/".join(measurement) if clock == "measured" else "",
+            "time_seeds_paired": time.pairs, "time_seeds_other_cpu": ",".join(map(str, other_cpu)),
             "delta_time_pct": time.mean, "delta_time_low": time.low,
             "delta_time_high": time.high, "time_verdict": time_verdict(time_claim, time, k),
             "delta_modelled_time_pct": modelled.mean,
@@ -265,6 +285,10 @@ def claims_tables(runset: RunSet, groups: pd.DataFrame, point: Endpoint | None =
                  "one. Paper columns: the matching CIFAR-100/ImageNet row of Table 8/10 against DBL n_S=0 (best top-1 "
                  "over all commits, server wall-clock time)."]
         notes += [_summary(scheme, rows, point) for scheme, rows in part.groupby("scheme", sort=False)]
+        notes += [f"Measured clock of {r.label}: seed(s) {r.time_seeds_other_cpu} left out of Δ time (its run and the "
+                  f"baseline's ran on different CPUs, whose seconds do not compare); {r.time_seeds_paired} seeds "
+                  "paired. The modelled change keeps every seed."
+                  for r in part.itertuples() if r.time_seeds_other_cpu]
         tables.append(Table(f"claims_{slug(experiment)}", f"The paper's claims against these runs: {experiment}",
                             part, display, notes))
     return tables

@@ -94,6 +94,12 @@ def _row_gaps(commits: List[int] | None, total) -> str | None:
     return f"metrics.csv {what} ({len(commits)} rows for {total} commits)"
 
 
+def _cpu(summary: dict) -> str | None:
+    """The CPU a run's measured seconds came from (summary.json ``environment.cpu``; older records lack it)."""
+    environment = summary.get("environment")
+    return environment.get("cpu") if isinstance(environment, dict) else None
+
+
 # a record that did not finish: what the report calls it, and how it stopped
 UNFINISHED = {"running": ("incomplete", "still running, or killed: "), "interrupted": ("interrupted (Ctrl-C)", "")}
 
@@ -122,7 +128,8 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
                sync=summary.get("sync"), num_workers=summary.get("num_workers"), hardware=summary.get("hardware"),
                executor=summary.get("executor"), seed=summary.get("seed"), total_commits=summary.get("total_commits"),
                dataset_size=(summary.get("plan") or {}).get("dataset_size"),
-               best_commit=(summary.get("best") or {}).get("commit"), measured_clock=summary.get("measured_clock"))
+               best_commit=(summary.get("best") or {}).get("commit"), measured_clock=summary.get("measured_clock"),
+               cpu=_cpu(summary))
     commits = _commits_recorded(run_dir)
     row["commits_recorded"] = None if commits is None else len(commits)
     if status in ("failed", "diverged"):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ..record import commit_ranges
 from .render import Table
 
 
@@ -50,25 +51,31 @@ def run_environment(run_dir: str | Path) -> dict:
     return row
 
 
+def _seeds(seeds: pd.Series) -> str:
+    known = sorted({int(s) for s in seeds if pd.notna(s)})
+    return commit_ranges(known) if known else "not recorded"
+
+
 def environment_table(runs: pd.DataFrame) -> Table | None:
-    """The environments of the included runs, one row per distinct combination, with how many runs and which
-    schemes ran there."""
+    """The environments of the included runs, one row per distinct combination, with how many runs, which schemes
+    and which seeds ran there."""
     included = runs[runs["included"]]
     rows = []
     for r in included.itertuples():
         env = run_environment(r.run_dir)
         if env:
-            rows.append({**env, "_scheme": r.scheme})
+            rows.append({**env, "_scheme": r.scheme, "_seed": r.seed})
     if not rows:
         return None
     frame = pd.DataFrame(rows)
-    keys = [c for c in frame.columns if c != "_scheme"]
+    keys = [c for c in frame.columns if c not in ("_scheme", "_seed")]
     frame[keys] = frame[keys].astype(object).where(frame[keys].notna(), "")
     frame[keys] = frame[keys].astype(str)
     grouped = frame.groupby(keys, sort=True, dropna=False)
     data = grouped.size().rename("runs").reset_index()
     data["schemes"] = grouped["_scheme"].agg(lambda s: ", ".join(sorted(set(map(str, s))))).to_numpy()
-    order = ["runs", "schemes", "git commit"] + [k for k in keys if k != "git commit"]
+    data["seeds"] = grouped["_seed"].agg(_seeds).to_numpy()
+    order = ["runs", "schemes", "seeds", "git commit"] + [k for k in keys if k != "git commit"]
     data = data[order]
     display = data.copy()
     display["git commit"] = display["git commit"].map(lambda c: c[:12] if len(c) == 40 else c)
