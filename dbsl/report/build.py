@@ -139,7 +139,8 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
     measured, unread = load_measurements(csv_files_with(roots, BATCH_TIME_COLUMNS), BATCH_TIME_COLUMNS)
     validated, unread_too = load_measurements(csv_files_with(roots, VALIDATION_COLUMNS), VALIDATION_COLUMNS)
     report.problems += unread + unread_too
-    made = (fidelity_table(groups) if not groups.empty else None, validation_table(validated),
+    cpus = report.runset.runs.set_index("run_dir")["cpu"].to_dict() if "cpu" in report.runset.runs else {}
+    made = (fidelity_table(groups, cpus) if not groups.empty else None, validation_table(validated),
             calibration_table(measured))
     timing = Section("Time model", tables=[t for t in made if t is not None])
     if figures and not measured.empty:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,17 +40,21 @@ def mini_epoch_times(run_dir: str | Path) -> pd.DataFrame:
                          "measured_s": measured.to_numpy(), "cpu_s": cpu.to_numpy(), "predicted_s": predicted})
 
 
-def fidelity_table(groups: pd.DataFrame) -> Table | None:
-    """Measured vs predicted mini-epoch time per (experiment, hardware, resolution, B, samples), pooled over runs."""
+def fidelity_table(groups: pd.DataFrame, cpus: Mapping[str, str | None] | None = None) -> Table | None:
+    """Measured vs predicted mini-epoch time per (experiment, hardware profile, CPU, resolution, B, samples), pooled
+    over runs; ``cpus`` maps a run_dir to the CPU it ran on (measured seconds of different CPUs are never pooled)."""
+    cpus = cpus or {}
     parts = []
     for _, g in groups.iterrows():
         for run_dir in g["run_dirs"]:
             times = mini_epoch_times(run_dir)
             if not times.empty:
-                parts.append(times.assign(experiment=g["experiment"], hardware=g["hardware"]))
+                cpu = cpus.get(run_dir)
+                parts.append(times.assign(experiment=g["experiment"], hardware=g["hardware"],
+                                          cpu=cpu if isinstance(cpu, str) and cpu else "not recorded"))
     if not parts:
         return None
-    keys = ["experiment", "hardware", "resolution", "small", "batch_size", "samples"]
+    keys = ["experiment", "hardware", "cpu", "resolution", "small", "batch_size", "samples"]
     grouped = pd.concat(parts).groupby(keys, sort=True)
     data = grouped["measured_s"].agg(["mean", "std", "count"]).rename(
         columns={"mean": "measured_s_mean", "std": "measured_s_std", "count": "mini_epochs"})
@@ -63,7 +67,8 @@ def fidelity_table(groups: pd.DataFrame) -> Table | None:
         data["cpu_error_pct"] = (data["predicted_s"] / data["cpu_s_mean"] - 1.0) * 100.0
     data = data.reset_index()
     display = pd.DataFrame({
-        "experiment": data["experiment"], "hardware": data["hardware"], "res": data["resolution"],
+        "experiment": data["experiment"], "hardware": data["hardware"], "CPU": data["cpu"],
+        "res": data["resolution"],
         "worker": data["small"].map({True: "small", False: "large"}), "B": data["batch_size"],
         "samples": data["samples"], "mini-epochs": data["mini_epochs"],
         "measured (s)": [mean_std(m, s, None) for m, s in zip(data["measured_s_mean"], data["measured_s_std"])],
@@ -80,7 +85,8 @@ def fidelity_table(groups: pd.DataFrame) -> Table | None:
              (", and its process CPU seconds (`cpu_seconds`)" if has_cpu else "") + "; modelled: the plan's Eq. 2 "
              "time for that worker (t(B) × steps). The error is modelled/measured - 1; a large one means the "
              "hardware profile does not describe the machine and model that ran under the sweep's conditions "
-             "(threads per run, runs in parallel): calibrate it with `python -m dbsl.calibrate` under them."]
+             "(threads per run, runs in parallel): calibrate it with `python -m dbsl.calibrate` under them. Runs on "
+             "different CPUs (summary.json environment.cpu) are kept apart."]
     return Table("time_model_fidelity", "Time-model fidelity: mini-epoch time, measured vs modelled (Table 4 layout)",
                  data, display, notes)
 
