@@ -331,6 +331,10 @@ def test_claim_verdicts_follow_the_interval():
     assert over.low == over.high == pytest.approx(6.0)
     assert time_verdict("within k", within, 1.05) == "shown"
     assert time_verdict("within k", over, 1.05).startswith("opposite")
+    # +5.3 % in every seed: inside the exploratory slack (+0.5 % for the rounding of B_S), outside a strict +5 % budget
+    rounded = paired_change(pd.Series([105.3] * 3, index=seeds), same_time, relative=True)
+    assert time_verdict("within k", rounded, 1.05) == "shown"
+    assert time_verdict("within k", rounded, 1.05, slack_pct=0.0).startswith("opposite")
     assert time_verdict("lower", paired_change(pd.Series([90.0] * 3, index=seeds), same_time, True), 1.0) == "shown"
     # unpaired (different seeds): Welch's interval; one run a side: no interval
     welch = paired_change(pd.Series([81.0, 82.1, 79.9], index=[5, 6, 7]), base)

@@ -102,7 +102,8 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
     sections = [overview]
     if prereg is not None:
         registered, judged = study.prereg_section(prereg, report.runset, groups, point)
-        rows = claim_rows(report.runset, groups, point) if not groups.empty else pd.DataFrame()
+        # the pre-registration's time rule: DBSL's interval below (k-1), without the exploratory table's slack
+        rows = claim_rows(report.runset, groups, point, slack_pct=0.0) if not groups.empty else pd.DataFrame()
         sections = [study.answers_section(judged, rows), overview, registered]
     claims = claims_tables(report.runset, groups, point) if not groups.empty else []
     if claims:

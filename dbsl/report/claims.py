@@ -108,13 +108,15 @@ def accuracy_verdict(claim: str, change: Change) -> str:
         found, f"not contradicted (no resolved change; the interval allows {change.low:+.2f})")
 
 
-def time_verdict(claim: str, change: Change, k: float) -> str:
-    if claim == "within k":  # the whole interval inside the budget (a single run, or an exact clock: its mean)
+def time_verdict(claim: str, change: Change, k: float, slack_pct: float = SLACK_PCT) -> str:
+    """A time claim's verdict; "within k": the whole interval inside the budget (k-1) + slack_pct (a single run, or an
+    exact clock: its mean). A pre-registration that states the budget without slack judges with slack_pct = 0."""
+    if claim == "within k":
         budget = (k - 1.0) * 100.0
         low, high = (change.low, change.high) if change.resolved else (change.mean, change.mean)
-        if high <= budget + SLACK_PCT:
+        if high <= budget + slack_pct:
             return "shown"
-        if low > budget + SLACK_PCT:
+        if low > budget + slack_pct:
             return f"opposite (over the {budget:+.1f} % budget)"
         return f"not shown (the interval crosses the {budget:+.1f} % budget)"
     found = change.direction()
@@ -183,7 +185,8 @@ def _pairs(runs: pd.DataFrame, groups: pd.DataFrame):
         yield g, runs.loc[g["run_dirs"]], runs.loc[by_group.loc[g["baseline_group"], "run_dirs"]]
 
 
-def claim_rows(runset: RunSet, groups: pd.DataFrame, point: Endpoint | None = None) -> pd.DataFrame:
+def claim_rows(runset: RunSet, groups: pd.DataFrame, point: Endpoint | None = None,
+               slack_pct: float = SLACK_PCT) -> pd.DataFrame:
     """One row per scheme group that has a baseline: the paired changes of the endpoint (best top-1 unless given) and
     of the time on the judged clock (and on the modelled clock beside it), the verdicts, the power, and the paper's
     change for the matching CIFAR-100 row (where there is one)."""
@@ -214,7 +217,7 @@ def claim_rows(runset: RunSet, groups: pd.DataFrame, point: Endpoint | None = No
             "measured_clock": "/".join(measurement) if clock == "measured" else "",
             "time_seeds_paired": time.pairs, "time_seeds_other_cpu": ",".join(map(str, other_cpu)),
             "delta_time_pct": time.mean, "delta_time_low": time.low,
-            "delta_time_high": time.high, "time_verdict": time_verdict(time_claim, time, k),
+            "delta_time_high": time.high, "time_verdict": time_verdict(time_claim, time, k, slack_pct),
             "delta_modelled_time_pct": modelled.mean,
             "paper_delta_top1_pp": published["paper_delta_top1_pp"].iloc[0] if len(published) else math.nan,
             "paper_delta_time_pct": published["paper_delta_time_pct"].iloc[0] if len(published) else math.nan,

@@ -31,7 +31,9 @@ def time_sentence(row: pd.Series) -> str:
                 f" [95 % CI {row['delta_time_low']:+.1f}, {row['delta_time_high']:+.1f}]")
     beside = (f" (modelled clock: {row['delta_modelled_time_pct']:+.1f} %)" if row["clock"] != "modelled" else
               " (no measured clock in these records)")
-    claim = {"within k": f"at most k = {row['extra_time_ratio']:g} times the baseline's time",
+    budget = (row["extra_time_ratio"] - 1.0) * 100.0
+    claim = {"within k": f"at most k = {row['extra_time_ratio']:g} times the baseline's time (the whole 95 % interval "
+                         f"of the change at most {budget:+.1f} %)",
              "lower": "less time than the baseline"}[row["time_claim"]]
     verdict = str(row["time_verdict"]).split(" (")[0]
     return (f"Does {name} take {claim}? {verdict.capitalize()}: {row['delta_time_pct']:+.1f} %{interval} on the "
