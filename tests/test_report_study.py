@@ -286,6 +286,13 @@ def test_reference_runs_are_the_ceiling_beside_the_ps_baseline(study):
     # the reference is not a scheme's baseline and makes no claim
     claims = table(study, "claims_smoke_synthetic")
     assert sorted(claims["scheme"]) == ["cpl", "dbsl", "hybrid"]
+    # nor a reproduction of the paper's 4-worker rows: Table 8's DBL n_S=0 row is the PS baseline's 5 runs only,
+    # and the training-parameter table (Table 2/6 layout) is the 4-worker plan's (n_S + n_L = 4), shown once
+    table8 = table(study, "paper_table8")
+    assert list(table8.loc[(table8["scheme"] == "dbsl") & (table8["num_small"] == 0), "runs"]) == [5]
+    params = sorted((study["out"] / "tables").glob("params_smoke*.csv"))
+    assert [p.name for p in params] == ["params_smoke_synthetic.csv"]
+    assert set(pd.read_csv(params[0]).eval("num_small + num_large")) == {4}
 
 
 def test_per_seed_protocol_and_environment_tables(study):

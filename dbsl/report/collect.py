@@ -207,6 +207,12 @@ def _varying(configs: List[dict]) -> List[str]:
     return [k for k in keys if len({json.dumps(c.get(k), default=str) for c in configs}) > 1]
 
 
+def is_reference(num_workers) -> bool:
+    """A reference run: one process, no parameter server (ps.num_workers = 1), the ceiling the PS runs are measured
+    against; it is not one of the paper's n-worker configurations."""
+    return num_workers is not None and not pd.isna(num_workers) and int(num_workers) == 1
+
+
 def group_runs(runset: RunSet) -> pd.DataFrame:
     """One row per group of included runs: mean/std/count over seeds and the change against the baseline group."""
     runs = runset.runs[runset.runs["included"]]

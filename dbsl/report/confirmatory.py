@@ -17,7 +17,7 @@ from typing import List
 import pandas as pd
 
 from . import stats
-from .collect import ReportError, RunSet
+from .collect import ReportError, RunSet, is_reference
 from .endpoint import Endpoint
 from .prereg import Contrast, PreRegistration
 from .render import Table, num
@@ -43,7 +43,7 @@ class Judged:
 
 
 def _is_reference(g) -> bool:
-    return pd.notna(g.get("num_workers")) and int(g["num_workers"]) == 1
+    return is_reference(g.get("num_workers"))
 
 
 def find_group(prereg: PreRegistration, groups: pd.DataFrame, contrast: Contrast) -> pd.Series | None:
@@ -161,7 +161,8 @@ def _verdict(prereg: PreRegistration, j: Judged, m: int) -> None:
         return
     level = _level(prereg, m, c.primary)
     corrected = f"{prereg.correction.capitalize()}-adjusted " if c.primary and prereg.correction != "none" else ""
-    p_text = f"{corrected}p = {_p(j.p_adjusted)}"
+    p_value = _p(j.p_adjusted)
+    p_text = f"{corrected}p {p_value if p_value.startswith('<') else '= ' + p_value}"
     ci = f"{r.mean:+.2f} pp [95 % CI {r.low:+.2f}, {r.high:+.2f}] over {r.n} paired seeds"
     if c.test == "superiority":
         detect = stats.detectable_effect(r.sd, r.n, level)

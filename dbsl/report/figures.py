@@ -20,7 +20,7 @@ import seaborn as sns  # noqa: E402
 
 from ..plan import Plan  # noqa: E402
 from ..timemodel import fit_linear  # noqa: E402
-from .collect import metric_frame  # noqa: E402
+from .collect import is_reference, metric_frame  # noqa: E402
 from .protocol import realised  # noqa: E402
 
 # One colour per scheme, the same in every figure (the reference: one process, ps.num_workers=1); n_S by line style
@@ -32,7 +32,7 @@ PAPER_MARKER = dict(marker="D", facecolors="none", edgecolors="black", s=40)
 
 def colour(scheme: str, num_workers=None) -> str:
     """The colour of a scheme (of the reference when the run is one process)."""
-    if num_workers is not None and not pd.isna(num_workers) and int(num_workers) == 1:
+    if is_reference(num_workers):
         return SCHEME_COLOURS["reference"]
     return SCHEME_COLOURS.get(scheme, "#7f7f7f")
 
@@ -49,8 +49,7 @@ def group_style(g) -> dict:
 
 
 def _is_reference(g) -> bool:
-    n = g.get("num_workers")
-    return n is not None and not pd.isna(n) and int(n) == 1
+    return is_reference(g.get("num_workers"))
 
 
 @dataclass
@@ -168,7 +167,7 @@ def pareto(runs: pd.DataFrame, part: pd.DataFrame, out: Path, name: str, title: 
             look = group_style(g)
             handles[look["label"]] = ax.scatter(mine[column], mine["top1"], color=look["color"],
                                                 marker=look["marker"], s=30)
-        valid = members[members["num_workers"].fillna(0).astype(int) != 1].dropna(subset=[column, "top1"])
+        valid = members[~members["num_workers"].map(is_reference)].dropna(subset=[column, "top1"])
         front = valid.iloc[pareto_front(valid[column].to_numpy(), valid["top1"].to_numpy())]
         handles["Pareto front"], = ax.step(front[column], front["top1"], where="post", color="black", linewidth=1)
         ax.set(xlabel=xlabel, ylabel=f"{label} (%)")

@@ -13,6 +13,7 @@ from importlib.resources import files
 
 import pandas as pd
 
+from .collect import is_reference
 from .render import Table, num
 
 # the paper's setups: the COMPSAC-era runs (Tables 3/5) merge with the COMPSAC rule, the journal runs (8/10) not
@@ -56,11 +57,12 @@ def matches(paper_row, group) -> bool:
 
 
 def comparison(groups: pd.DataFrame, ref: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per paper row and matching group (a paper row without a reproduction keeps empty columns)."""
+    """One row per paper row and matching group (a paper row without a reproduction keeps empty columns). The
+    one-process reference is no reproduction of a paper row: the paper's rows are n-worker parameter servers."""
     ref = with_paper_changes(paper_results() if ref is None else ref)
     rows = []
     for _, p in ref.iterrows():
-        found = [g for _, g in groups.iterrows() if matches(p, g)] if not groups.empty else []
+        found = [g for _, g in groups.iterrows() if matches(p, g) and not is_reference(g.get("num_workers"))]
         for g in found or [None]:
             row = p.to_dict()
             if g is not None:

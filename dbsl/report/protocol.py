@@ -15,7 +15,7 @@ import pandas as pd
 from ..compose import compose_config
 from ..config import Config
 from ..plan import Plan, build_plan, dataset_size
-from .collect import metric_frame
+from .collect import is_reference, metric_frame
 from .params import config_from_yaml, parameter_rows
 from .render import Table
 from .tables import slug
@@ -177,7 +177,7 @@ def protocol_tables(runset, groups: pd.DataFrame, declared: list | None = None, 
     """One deviations table per experiment, from the config of its PS baseline (or first) group."""
     tables = []
     for experiment, part in groups.groupby("experiment", sort=True):
-        ps = part[part["num_workers"].fillna(0).astype(int) != 1]
+        ps = part[~part["num_workers"].map(is_reference)]
         if ps.empty:
             continue
         base = ps[ps["group"] == ps["baseline_group"]]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .collect import RunSet, metric_frame
+from .collect import RunSet, is_reference, metric_frame
 from ..plan import dataset_size
 from .params import config_from_yaml, parameter_table
 from .render import Table, mean_std, num
@@ -90,12 +90,13 @@ def accuracy_tables(groups: pd.DataFrame) -> list[Table]:
 
 
 def run_parameter_tables(runset: RunSet, groups: pd.DataFrame, problems: list | None = None) -> list[Table]:
-    """Training parameters (Table 2/6 layout) of each experiment's runs, from a run's config.yaml, for the k values
-    its runs used; settings that give the same table are shown once. Configs that cannot be read go to
+    """Training parameters (Table 2/6 layout) of each experiment's parameter-server runs (not the one-process
+    reference), from a run's config.yaml, for the k values its runs used; settings that give the same table are
+    shown once. Configs that cannot be read go to
     ``problems``."""
     problems = [] if problems is None else problems
     tables = []
-    for experiment, part in groups.groupby("experiment", sort=True):
+    for experiment, part in groups[~groups["num_workers"].map(is_reference)].groupby("experiment", sort=True):
         seen = set()
         for _, setup in part.groupby("setup", sort=True):
             run_dir = setup["run_dirs"].iloc[0][0]
@@ -128,10 +129,6 @@ def peak_loss(run_dir: str) -> float:
     return float(after.max()) if len(after) else float("nan")
 
 
-def _is_reference(num_workers) -> bool:
-    return pd.notna(num_workers) and int(num_workers) == 1
-
-
 def per_seed_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | None = None,
                    endpoint_label: str | None = None) -> Table:
     """Every included run: its group, seed, the endpoint (when one is pre-registered), best and final top-1 and
@@ -153,7 +150,7 @@ def per_seed_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | Non
         rows.append(row)
     data = pd.DataFrame(rows).sort_values(["_rank", "seed"]).drop(columns="_rank").reset_index(drop=True)
     display = pd.DataFrame({"experiment": data["experiment"],
-                            "group": [f"reference, 1 process: {lab}" if _is_reference(n) else lab
+                            "group": [f"reference, 1 process: {lab}" if is_reference(n) else lab
                                       for lab, n in zip(data["label"], data["num_workers"])],
                             "seed": data["seed"].map(lambda v: int(v) if pd.notna(v) else "")})
     if values is not None:
@@ -184,8 +181,8 @@ def reference_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | No
     values = runs["final_top1_pct"] if values is None else values
     rows = []
     for experiment, part in groups.groupby("experiment", sort=True):
-        refs = part[part["num_workers"].map(_is_reference)]
-        plain = part[(part["group"] == part["baseline_group"]) & ~part["num_workers"].map(_is_reference)
+        refs = part[part["num_workers"].map(is_reference)]
+        plain = part[(part["group"] == part["baseline_group"]) & ~part["num_workers"].map(is_reference)
                      & (part["num_small"] == 0) & ~part["cyclic"].astype(bool)]
         for kind, members in (("reference (1 process, no PS)", refs), ("PS baseline", plain)):
             for _, g in members.iterrows():
