@@ -392,3 +392,34 @@ def test_bad_preregistration_is_one_clear_line(study, tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"--prereg {path}: {message}" in err and "Traceback" not in err, err
         assert not (tmp_path / f"r{i}").exists()
+
+
+def test_curves_end_the_time_axes_with_the_parameter_server_runs(study):
+    """The one-process reference trains 4x the samples per commit, so its clock runs several times longer than the
+    PS runs': the curves' time axes end 5 % after the slowest PS group's last mean evaluation, and the reference's
+    last mean evaluation is a horizontal line (its value: the hand-entered final top-1 of its seeds)."""
+    import matplotlib.pyplot as plt
+
+    from dbsl.report import figures
+    from dbsl.report.collect import group_runs, load_runs
+
+    groups = group_runs(load_runs([study["records"]]))
+    evals = figures.evaluations(groups)
+    axes_x = figures.time_axes(evals)
+    fig, axes = plt.subplots(2, len(axes_x), squeeze=False)
+    assert figures._reference_to_the_right(groups, evals, axes_x, axes, {})
+    ps_last = []  # per PS group: the mean over seeds of the clock at each evaluated commit, read from metrics.csv
+    for scheme in ("baseline", "dbsl", "cpl", "hybrid"):
+        frames = [pd.read_csv(study["records"] / f"{scheme}_{s}" / "metrics.csv") for s in FINAL[scheme]
+                  if (study["records"] / f"{scheme}_{s}" / "metrics.csv").exists()]
+        evaluated = pd.concat(frames).dropna(subset=["test_top1"])
+        ps_last.append(evaluated.groupby("commit")[["modelled_time", "measured_time"]].mean().max())
+    right = pd.concat(ps_last, axis=1).max(axis=1) * 1.05
+    assert axes[0, 0].get_xlim() == pytest.approx((0, right["modelled_time"]))
+    assert axes[0, 1].get_xlim() == pytest.approx((0, right["measured_time"]))
+    line = axes[0, 0].get_lines()[-1].get_ydata()
+    assert line[0] == pytest.approx(statistics.mean(FINAL["reference"].values()))
+    plt.close(fig)
+    # without a reference the axes are left alone
+    ps_only = groups[groups["num_workers"] != 1]
+    assert not figures._reference_to_the_right(ps_only, figures.evaluations(ps_only), axes_x, axes, {})

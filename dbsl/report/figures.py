@@ -128,12 +128,38 @@ def curves(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | Non
         ax.set_yscale("log")
     for ax in axes.flat:
         ax.grid(alpha=0.3)
+    caption = (f"{title}: test top-1 and loss (log scale) against training time, mean over seeds with a band of ± one "
+               "s.d., one colour per scheme, line style by n_S (paper Figs. 11-12)")
+    if _reference_to_the_right(part, evals, axes_x, axes, handles):
+        caption += ("; the time axes end with the parameter-server runs, the one-process reference's last value is "
+                    "the dotted line")
     fig.suptitle(title)
     fig.tight_layout()
     _legend_below(fig, list(handles.values()), list(handles.keys()))
-    return Figure(_save(fig, out, name), f"{title}: test top-1 and loss (log scale) against training time, mean over "
-                                         "seeds with a band of ± one s.d., one colour per scheme, line style by n_S "
-                                         "(paper Figs. 11-12)")
+    return Figure(_save(fig, out, name), caption)
+
+
+def _reference_to_the_right(part, evals, axes_x, axes, handles) -> bool:
+    """The one-process reference takes several times the parameter server's time, which squeezes the PS curves
+    into the left of the axes: end the time axes with the PS runs and draw the reference's last mean value as a
+    dotted line. False (axes unchanged) when there is no reference or no PS group."""
+    is_ref = part.apply(_is_reference, axis=1)
+    if not is_ref.any() or is_ref.all():
+        return False
+    ps = evals[evals["group"].isin(part.loc[~is_ref, "group"])]
+    for _, g in part[is_ref].iterrows():
+        mine = evals[evals["group"] == g["group"]]
+        if mine.empty:
+            continue
+        last = mine[mine["commit"] == mine["commit"].max()]
+        for col, (x, _) in enumerate(axes_x):
+            for row, y in enumerate(("test_top1_pct", "test_loss")):
+                line = axes[row, col].axhline(last[y].mean(), color=group_style(g)["color"], linestyle=":",
+                                              linewidth=1.2)
+                axes[row, col].set_xlim(0, ps.groupby(["group", "commit"])[x].mean().max() * 1.05)
+        handles.setdefault(f"reference's last evaluation (1 process; it ends at {last[axes_x[0][0]].mean():.0f} s "
+                           f"{axes_x[0][1].split(' (')[0]})", line)
+    return True
 
 
 def pareto_front(times: np.ndarray, accs: np.ndarray) -> np.ndarray:
