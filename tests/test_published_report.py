@@ -1,6 +1,7 @@
-"""The published CPU-scale reproduction (issue 9): reports/fashion_mnist_cpu is rebuilt here from the run records
-committed under results/sweeps/fashion_mnist_cpu, by the command the report states, and every table's CSV must come
-out identical; the README quotes the report's headline table as committed."""
+"""The published CPU-scale reports: reports/fashion_mnist_cpu (the 16-epoch pilot, issue 9) and reports/fmnist_study
+(the pre-registered study, issue 13) are rebuilt here from the run records committed under results/sweeps/, by the
+command each report states, and every table's CSV must come out identical; the README quotes each report's
+headline as committed."""
 from __future__ import annotations
 
 import re
@@ -8,47 +9,83 @@ import shlex
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from dbsl.report.__main__ import main
 
 REPO = Path(__file__).resolve().parent.parent
-REPORT = REPO / "reports" / "fashion_mnist_cpu"
-RECORDS = REPO / "results" / "sweeps" / "fashion_mnist_cpu"
+PUBLISHED = ["fashion_mnist_cpu", "fmnist_study"]
 
 
-def stated_command() -> list[str]:
-    found = re.search(r"Rebuild it with `python -m dbsl\.report ([^`]+)`", (REPORT / "README.md").read_text())
+def stated_command(report: Path) -> list[str]:
+    found = re.search(r"Rebuild it with `python -m dbsl\.report ([^`]+)`", (report / "README.md").read_text())
     assert found, "the report does not state the command that rebuilds it"
     return shlex.split(found.group(1))
 
 
-def test_the_report_is_rebuilt_by_its_command_with_the_same_numbers(tmp_path, monkeypatch):
-    args = stated_command()
-    assert args[args.index("--out") + 1] == "reports/fashion_mnist_cpu"
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_the_report_is_rebuilt_by_its_command_with_the_same_numbers(name, tmp_path, monkeypatch):
+    report = REPO / "reports" / name
+    args = stated_command(report)
+    assert args[0] == f"results/sweeps/{name}" and args[args.index("--out") + 1] == f"reports/{name}"
     monkeypatch.chdir(REPO)  # the command's paths are relative to the repository
     args[args.index("--out") + 1] = str(tmp_path / "rebuilt")
     assert main(args + ["--no-figures"]) == 0
-    committed = sorted(p.name for p in (REPORT / "tables").glob("*.csv"))
+    committed = sorted(p.name for p in (report / "tables").glob("*.csv"))
     assert committed == sorted(p.name for p in (tmp_path / "rebuilt" / "tables").glob("*.csv"))
-    for name in committed:
-        assert (tmp_path / "rebuilt" / "tables" / name).read_text() == (REPORT / "tables" / name).read_text(), name
+    for table in committed:
+        assert (tmp_path / "rebuilt" / "tables" / table).read_text() == (report / "tables" / table).read_text(), table
 
 
-def test_the_sweep_is_complete_with_three_seeds_per_configuration():
-    runs = pd.read_csv(REPORT / "tables" / "runs.csv")
-    assert len(runs) == len(list(RECORDS.glob("*/summary.json"))) == 24
+def test_the_pilot_is_complete_with_three_seeds_per_configuration():
+    report, records = REPO / "reports" / "fashion_mnist_cpu", REPO / "results" / "sweeps" / "fashion_mnist_cpu"
+    runs = pd.read_csv(report / "tables" / "runs.csv")
+    assert len(runs) == len(list(records.glob("*/summary.json"))) == 24
     assert (runs["status"] == "completed").all() and runs["included"].all()
-    accuracy = pd.read_csv(REPORT / "tables" / "accuracy_time_cpu_fashion_mnist_fashion_mnist.csv")
+    accuracy = pd.read_csv(report / "tables" / "accuracy_time_cpu_fashion_mnist_fashion_mnist.csv")
     assert (accuracy["seeds"] == "0,1,2").all()
     assert sorted(zip(accuracy["scheme"], accuracy["num_small"])) == sorted(
         [("baseline", 0), ("cpl", 0)] + [(s, n) for s in ("dbsl", "hybrid") for n in (1, 2, 3)])
 
 
-def test_the_readme_quotes_the_headline_table_as_committed():
+def test_the_study_is_complete_as_pre_registered():
+    """sweeps/fmnist_study.md: baseline, DBSL n_S=2, CPL, hybrid n_S=2 x seeds 0-9 (40 runs) and the one-process
+    reference for seeds 0-3 (4 runs); three primary contrasts, each paired over the 10 seeds."""
+    report, records = REPO / "reports" / "fmnist_study", REPO / "results" / "sweeps" / "fmnist_study"
+    runs = pd.read_csv(report / "tables" / "runs.csv")
+    assert len(runs) == len(list(records.glob("*/summary.json"))) == 40 + 4
+    assert (runs["status"] == "completed").all() and runs["included"].all()
+    assert sorted(runs["seed"].value_counts().items()) == [(s, 5) for s in range(4)] + [(s, 4) for s in range(4, 10)]
+    contrasts = pd.read_csv(report / "tables" / "prereg_contrasts.csv")
+    primary = contrasts[contrasts["role"] == "primary"]
+    assert sorted(zip(primary["group"].str.split().str[0], primary["test"])) == [
+        ("cpl", "noninferiority"), ("dbsl", "superiority"), ("hybrid", "superiority")]
+    assert (primary["seeds_paired"] == 10).all()
+    reference = pd.read_csv(report / "tables" / "reference.csv")
+    assert list(reference["runs"]) == [4, 10]  # the reference's seeds 0-3, the PS baseline's 0-9
+
+
+def headline_rows(report: Path, claims_table: str) -> list[str]:
+    claims = (report / "tables" / claims_table).read_text().splitlines()
+    return [line for line in claims if line.startswith("| ")]
+
+
+def test_the_readme_quotes_the_pilots_headline_table_as_committed():
     readme = (REPO / "README.md").read_text()
     assert "reports/fashion_mnist_cpu" in readme
-    claims = (REPORT / "tables" / "claims_cpu_fashion_mnist_fashion_mnist.md").read_text().splitlines()
-    rows = [line for line in claims if line.startswith("| ")]
+    rows = headline_rows(REPO / "reports" / "fashion_mnist_cpu", "claims_cpu_fashion_mnist_fashion_mnist.md")
     assert len(rows) == 1 + 8 - 1  # header + every scheme group but the baseline
     for line in rows:
         assert line in readme, line
+
+
+def test_the_readme_quotes_the_studys_answers_as_committed():
+    """The README's headline is the study report's *Answers* section, word for word: one paragraph per
+    pre-registered claim (three primary accuracy claims, three time claims)."""
+    readme = (REPO / "README.md").read_text()
+    text = (REPO / "reports" / "fmnist_study" / "README.md").read_text()
+    answers = text.split("## Answers\n", 1)[1].split("\n## ", 1)[0]
+    paragraphs = [p.strip() for p in answers.split("\n\n") if p.strip().startswith("**")]
+    assert len(paragraphs) == 6
+    for paragraph in paragraphs:
+        assert paragraph in readme, paragraph
