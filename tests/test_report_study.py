@@ -423,3 +423,22 @@ def test_curves_end_the_time_axes_with_the_parameter_server_runs(study):
     # without a reference the axes are left alone
     ps_only = groups[groups["num_workers"] != 1]
     assert not figures._reference_to_the_right(ps_only, figures.evaluations(ps_only), axes_x, axes, {})
+
+
+def test_pareto_puts_each_cpus_measured_seconds_in_its_own_panel(study, tmp_path):
+    """Seconds measured on two CPU models do not compare: with the one run that ran on 'Other CPU' the Pareto figure
+    has three panels (modelled, then measured per CPU), without it two; a panel is 5.5 inches wide."""
+    import matplotlib.image
+
+    from dbsl.report import figures
+    from dbsl.report.collect import group_runs, load_runs
+
+    runset = load_runs([study["records"]])
+    groups = group_runs(runset)
+    runs = runset.runs
+    assert sorted(runs.loc[runs["included"], "cpu"].unique()) == ["Other CPU", "Test CPU"]
+    both = figures.pareto(runs, groups, tmp_path / "both", "p", "t")
+    one = figures.pareto(runs[runs["cpu"] == "Test CPU"], groups, tmp_path / "one", "p", "t")
+    assert "one panel and front per CPU model" in both.caption and "per CPU" not in one.caption
+    width = {name: matplotlib.image.imread(tmp_path / name / "figures" / "p.png").shape[1] for name in ("both", "one")}
+    assert width["both"] / width["one"] == pytest.approx(3 / 2, rel=0.1)

@@ -142,15 +142,17 @@ def curves(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | Non
 def _reference_to_the_right(part, evals, axes_x, axes, handles) -> bool:
     """The one-process reference takes several times the parameter server's time, which squeezes the PS curves
     into the left of the axes: end the time axes with the PS runs and draw the reference's last mean value as a
-    dotted line. False (axes unchanged) when there is no reference or no PS group."""
+    dotted line. False (axes unchanged) when no reference or no PS group was evaluated."""
     is_ref = part.apply(_is_reference, axis=1)
     if not is_ref.any() or is_ref.all():
         return False
     ps = evals[evals["group"].isin(part.loc[~is_ref, "group"])]
+    drawn = False
     for _, g in part[is_ref].iterrows():
         mine = evals[evals["group"] == g["group"]]
-        if mine.empty:
+        if mine.empty or ps.empty:
             continue
+        drawn = True
         last = mine[mine["commit"] == mine["commit"].max()]
         for col, (x, _) in enumerate(axes_x):
             for row, y in enumerate(("test_top1_pct", "test_loss")):
@@ -159,7 +161,7 @@ def _reference_to_the_right(part, evals, axes_x, axes, handles) -> bool:
                 axes[row, col].set_xlim(0, ps.groupby(["group", "commit"])[x].mean().max() * 1.05)
         handles.setdefault(f"reference's last evaluation (1 process; it ends at {last[axes_x[0][0]].mean():.0f} s "
                            f"{axes_x[0][1].split(' (')[0]})", line)
-    return True
+    return drawn
 
 
 def pareto_front(times: np.ndarray, accs: np.ndarray) -> np.ndarray:
@@ -182,26 +184,34 @@ def pareto(runs: pd.DataFrame, part: pd.DataFrame, out: Path, name: str, title: 
         return None
     members = members.assign(top1=(values.reindex(members["run_dir"]).to_numpy() if values is not None
                                    else members["best_top1_pct"]))
-    clocks = [("modelled_time_s", "modelled time (s)")]
-    clocks.append(("measured_time_s", "measured time (s)") if members.get("measured_time_s", pd.Series(
-        dtype=float)).notna().all() else ("wall_time_s", "wall clock (s)"))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    panels = [("modelled_time_s", "modelled time (s)", members)]  # the time model's clock: the same on every CPU
+    if members.get("measured_time_s", pd.Series(dtype=float)).notna().all():
+        # seconds measured on different CPUs are not comparable: one panel (and one front) per CPU
+        cpus = members["cpu"].fillna("CPU not recorded") if "cpu" in members else pd.Series("", index=members.index)
+        panels += [("measured_time_s", "measured time (s)" + (f"\n{cpu}" if cpus.nunique() > 1 else ""),
+                    members[cpus == cpu]) for cpu in sorted(cpus.unique())]
+    else:
+        panels.append(("wall_time_s", "wall clock (s)", members))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), sharey=True, squeeze=False)
     handles = {}
-    for ax, (column, xlabel) in zip(axes, clocks):
+    for ax, (column, xlabel, shown) in zip(axes[0], panels):
         for _, g in part.iterrows():
-            mine = members[members["group"] == g["group"]]
+            mine = shown[shown["group"] == g["group"]]
             look = group_style(g)
             handles[look["label"]] = ax.scatter(mine[column], mine["top1"], color=look["color"],
                                                 marker=look["marker"], s=30)
-        valid = members[~members["num_workers"].map(is_reference)].dropna(subset=[column, "top1"])
+        valid = shown[~shown["num_workers"].map(is_reference)].dropna(subset=[column, "top1"])
         front = valid.iloc[pareto_front(valid[column].to_numpy(), valid["top1"].to_numpy())]
         handles["Pareto front"], = ax.step(front[column], front["top1"], where="post", color="black", linewidth=1)
-        ax.set(xlabel=xlabel, ylabel=f"{label} (%)")
+        ax.set(xlabel=xlabel)
         ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(f"{label} (%)")
     fig.suptitle(title)
     fig.tight_layout()
     _legend_below(fig, list(handles.values()), list(handles.keys()))
-    return Figure(_save(fig, out, name), f"{title}: {label} against training time per run, with the Pareto front")
+    per_cpu = " (measured time: one panel and front per CPU model)" if len(panels) > 2 else ""
+    return Figure(_save(fig, out, name),
+                  f"{title}: {label} against training time per run, with the Pareto front{per_cpu}")
 
 
 def schedule_frame(plan: Plan) -> pd.DataFrame:
