@@ -34,7 +34,8 @@ def test_default_run_on_synthetic_data_writes_a_complete_record(run_cli, tmp_pat
 
 
 def test_four_schemes_in_one_multirun(run_cli, tmp_path):
-    run_cli("-m", "experiment=smoke", "scheme=baseline,dbsl,cpl,hybrid", "sweep_name=schemes")
+    run_cli("-m", "experiment=smoke", "scheme=baseline,dbsl,cpl,hybrid", "sweep_name=schemes", "model.width=2",
+            "dataset.synthetic_train=512", "dataset.synthetic_test=64")
     runs = find_runs(tmp_path / "results" / "sweeps" / "schemes")
     summaries = {json.loads((r / "summary.json").read_text())["scheme"]: r for r in runs}
     assert sorted(summaries) == ["baseline", "cpl", "dbsl", "hybrid"]

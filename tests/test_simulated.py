@@ -112,7 +112,7 @@ def test_completed_run_is_skipped(compose, tmp_path):
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     args = FAST + ["scheme=hybrid", "schedule.epochs=12", "optim.lr_milestones=[8]",
                    "schedule.cycle_ends=[4,8,10,12]", "checkpoint_every=2", "executor.jitter=0.3",
-                   "logger.progress=false"]
+                   "logger.progress=false", "train.threads=1"]  # one thread: two runs side by side below
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
     def start(out):
@@ -135,9 +135,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     assert interrupted["status"] == "running"  # a killed run never looks complete
     done_before = len(rows(victim))
     assert done_before < 48
-    resumed = start(victim)
+    resumed, reference = start(victim), start(tmp_path / "reference")  # side by side: two cores
     assert resumed.wait(timeout=240) == 0, resumed.stderr.read()
-    reference = start(tmp_path / "reference")
     assert reference.wait(timeout=240) == 0, reference.stderr.read()
     summary = json.loads((victim / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["resumed_from_commit"] > 0
