@@ -207,7 +207,7 @@ def test_answers_head_the_report_and_deviations_are_flagged(study):
     for label in ("dbsl n_S=2", "hybrid n_S=2", "cpl n_S=0", "dbsl n_S=1"):
         assert f", {label}.**" in answers
     assert "Is CPL no worse than the baseline" in answers and "Yes:" in answers
-    assert "measured (cpu seconds) clock" in answers and "modelled clock:" in answers
+    assert "measured (CPU seconds) clock" in answers and "modelled clock:" in answers
     # the smoke preset's k = 1.1: DBSL's time answer states the pre-registered budget, +10 % with no slack
     assert "at most k = 1.1 times the baseline's time (the whole 95 % interval of the change at most +10.0 %)" in answers
     section = readme[readme.index("## Pre-registration"):]

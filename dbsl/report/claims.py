@@ -243,7 +243,8 @@ def power_text(detectable: float, low: float, high: float) -> str:
 
 def clock_name(clock: str, measurement: str = "") -> str:
     return {"modelled": "modelled", "wall": "wall-clock",
-            "measured": f"measured ({measurement} seconds)" if measurement else "measured"}.get(clock, clock)
+            "measured": f"measured ({measurement.upper() if measurement == 'cpu' else measurement} seconds)"
+            if measurement else "measured"}.get(clock, clock)
 
 
 def claims_tables(runset: RunSet, groups: pd.DataFrame, point: Endpoint | None = None) -> list[Table]:
