@@ -42,16 +42,12 @@ class Judged:
     power: str = ""
 
 
-def _is_reference(g) -> bool:
-    return is_reference(g.get("num_workers"))
-
-
 def find_group(prereg: PreRegistration, groups: pd.DataFrame, contrast: Contrast) -> pd.Series | None:
     """The group a contrast refers to (ReportError when several match: the pre-registration must say which)."""
     if groups.empty:
         return None
     match = groups[(groups["scheme"] == contrast.scheme) & (groups["num_small"] == contrast.num_small)
-                   & ~groups.apply(_is_reference, axis=1)]
+                   & ~groups["num_workers"].map(is_reference)]
     if prereg.experiment is not None:
         match = match[match["name"] == prereg.experiment]
     if len(match) > 1:
@@ -138,7 +134,7 @@ def _extra_configs(prereg: PreRegistration, groups: pd.DataFrame) -> List[str]:
         return []
     named = {(c.scheme, c.num_small) for c in prereg.contrasts}
     extra = groups[groups.apply(lambda g: g["scheme"] in NAMES and (g["scheme"], g["num_small"]) not in named
-                                and not _is_reference(g), axis=1)]
+                                and not is_reference(g.get("num_workers")), axis=1)]
     if extra.empty:
         return []
     return [f"Runs of configurations the pre-registration does not name ({', '.join(extra['label'])}) are reported "

@@ -44,12 +44,8 @@ def style(num_small) -> tuple[str, str]:
 
 def group_style(g) -> dict:
     line, marker = style(g["num_small"])
-    label = g["label"] if not _is_reference(g) else f"reference, 1 process ({g['label']})"
+    label = g["label"] if not is_reference(g.get("num_workers")) else f"reference, 1 process ({g['label']})"
     return {"color": colour(g["scheme"], g.get("num_workers")), "linestyle": line, "marker": marker, "label": label}
-
-
-def _is_reference(g) -> bool:
-    return is_reference(g.get("num_workers"))
 
 
 @dataclass
@@ -143,14 +139,17 @@ def _reference_to_the_right(part, evals, axes_x, axes, handles) -> bool:
     """The one-process reference takes several times the parameter server's time, which squeezes the PS curves
     into the left of the axes: end the time axes with the PS runs and draw the reference's last mean value as a
     dotted line. False (axes unchanged) when no reference or no PS group was evaluated."""
-    is_ref = part.apply(_is_reference, axis=1)
+    is_ref = part["num_workers"].map(is_reference)
     if not is_ref.any() or is_ref.all():
         return False
     ps = evals[evals["group"].isin(part.loc[~is_ref, "group"])]
+    if ps.empty:
+        return False
+    ends = ps.groupby(["group", "commit"])[[x for x, _ in axes_x]].mean().max()  # per clock: the slowest PS group's end
     drawn = False
     for _, g in part[is_ref].iterrows():
         mine = evals[evals["group"] == g["group"]]
-        if mine.empty or ps.empty:
+        if mine.empty:
             continue
         drawn = True
         last = mine[mine["commit"] == mine["commit"].max()]
@@ -158,7 +157,7 @@ def _reference_to_the_right(part, evals, axes_x, axes, handles) -> bool:
             for row, y in enumerate(("test_top1_pct", "test_loss")):
                 line = axes[row, col].axhline(last[y].mean(), color=group_style(g)["color"], linestyle=":",
                                               linewidth=1.2)
-                axes[row, col].set_xlim(0, ps.groupby(["group", "commit"])[x].mean().max() * 1.05)
+                axes[row, col].set_xlim(0, ends[x] * 1.05)
         handles.setdefault(f"reference's last evaluation (1 process; it ends at {last[axes_x[0][0]].mean():.0f} s "
                            f"{axes_x[0][1].split(' (')[0]})", line)
     return drawn
@@ -238,7 +237,7 @@ def _by_scheme(plans: list) -> dict:
     asynchronous workers) are left out of the schedule figures."""
     out = {}
     for g, plan in plans:
-        if not _is_reference(g):
+        if not is_reference(g.get("num_workers")):
             out.setdefault(g["scheme"], []).append((g, plan))
     return out
 
