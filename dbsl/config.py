@@ -44,7 +44,9 @@ class DualBatchConfig:
 @dataclass
 class PSConfig:
     num_workers: int = 4  # n
-    merge_rule: str = "journal"  # journal: w=(w+f*w_i)/(1+f); compsac: w=((2-f)*w+f*w_i)/2
+    # journal: w=(w+f*w_i)/(1+f); compsac: w=((2-f)*w+f*w_i)/2; replace: w=w_i (no averaging: with one worker, plain
+    # SGD through the server, the one-process reference)
+    merge_rule: str = "journal"
     update_factor: str = "linear"  # linear: f=d_S/d_L; sqrt: f=sqrt(d_S/d_L); none: f=1
     sync: str = "ASP"  # ASP (paper), BSP, SSP
     staleness: int = 1  # SSP: max commits the fastest worker may lead the slowest
@@ -82,6 +84,9 @@ class ScheduleConfig:
 class TrainConfig:
     sampling: str = "random_subset"  # random_subset: authors (fresh subset per mini-epoch); shard: disjoint shards
     eval_every: int = 1  # evaluate the merged model every m commits (and always at the last)
+    # and every commit of the last E epochs (0: none): a final window that holds every worker's merges, so that no
+    # scheme decides whose merge the endpoint tests (the report's endpoint final_window:E)
+    eval_final_epochs: int = 0
     eval_batch_size: int = 1000
     # batches per mini-epoch of d samples at batch B: round: round(d/B) full batches (journal code's take());
     # ceil: ceil(d/B), the last one partial (COMPSAC code's ImageDataGenerator.flow: 13125/500 -> 27)
@@ -195,7 +200,7 @@ def register() -> None:
 
 CHOICES = {
     "dbsl.rounding": ("round", "floor"),
-    "ps.merge_rule": ("journal", "compsac"),
+    "ps.merge_rule": ("journal", "compsac", "replace"),
     "ps.update_factor": ("linear", "sqrt", "none"),
     "ps.sync": ("ASP", "BSP", "SSP"),
     "optim.momentum_reset": ("phase", "mini_epoch", "never"),
@@ -287,6 +292,8 @@ def validate(cfg: Config) -> Config:
                  ends, f"each LR stage needs a multiple of {len(s.resolutions)} sub-stages (one per resolution)")
     t = cfg.train
     _require(t.eval_every >= 1, "train.eval_every", t.eval_every, "must be >= 1 (evaluate every m commits)")
+    _require(0 <= t.eval_final_epochs <= s.epochs, "train.eval_final_epochs", t.eval_final_epochs,
+             f"must lie in 0..schedule.epochs={s.epochs} (test every commit of the last E epochs; 0: none)")
     _require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "must be >= 1")
     _require(t.threads >= 0, "train.threads", t.threads, "must be >= 0 (0 keeps torch's default)")
     d = cfg.dataset
@@ -335,6 +342,12 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> List[str]:
         if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
             found += unknown_keys(child, f"{prefix}{key}.")
     return found
+
+
+def config_from_yaml(path) -> Config:
+    """A run's resolved config.yaml (its record) as a :class:`Config`."""
+    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
+    return OmegaConf.to_object(merged)
 
 
 def to_config(cfg: DictConfig | Config) -> Config:

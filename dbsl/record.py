@@ -8,6 +8,8 @@ One directory per run::
     summary.json   status (running / completed / failed / diverged), best and final metrics, times, seed, versions,
                    git commit (always valid JSON: a NaN or infinite number is written as null)
     checkpoint.pt  the latest checkpoint (resume)
+    final.pt       the final global model's state_dict, written when the run completes (post-hoc checks:
+                   dbsl.posthoc recalibrates BatchNorm and tests on the training images without a rerun)
 
 summary.json and checkpoint.pt are replaced atomically (write a temporary file, fsync, rename), so a killed run never
 leaves a file that looks complete; metrics.csv is append-only and cut back to the checkpoint on resume, which
@@ -41,6 +43,7 @@ METRIC_COLUMNS = (
 )
 # diverged: a NaN or infinite loss ended the run; interrupted: Ctrl-C stopped it (the same command resumes it)
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+FINAL_MODEL = "final.pt"
 START_AGAIN = "run the same command with overwrite=true to start this run again from commit 0"
 
 
@@ -108,6 +111,7 @@ class RunRecord:
         self.summary_path = self.dir / "summary.json"
         self.metrics_path = self.dir / "metrics.csv"
         self.checkpoint_path = self.dir / "checkpoint.pt"
+        self.final_path = self.dir / FINAL_MODEL
         self._metrics_fh = None
         self._writer = None
 
@@ -173,6 +177,12 @@ class RunRecord:
         buf = io.BytesIO()
         torch.save(state, buf)
         write_atomic(self.checkpoint_path, buf.getvalue())
+
+    def save_final(self, state: dict) -> None:
+        """The final global model (its state_dict on the CPU), atomically; written once the last commit is merged."""
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu().clone() for k, v in state.items()}, buf)
+        write_atomic(self.final_path, buf.getvalue())
 
     def load_checkpoint(self) -> dict | None:
         if not self.checkpoint_path.exists():

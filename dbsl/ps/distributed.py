@@ -58,6 +58,7 @@ def run_distributed(ctx: RunContext, checkpoint: dict | None = None) -> None:
                     raise WorkerFailure(f"the {n} workers did not all join within {startup:g} s at {addr}:{port}: "
                                         f"{err}") from err
                 service.watch(workers)
+                ctx.record.save_final(service.server.state)
             except BaseException as err:
                 service.abort(f"the server gave up: {err}")
                 raise

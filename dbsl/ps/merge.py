@@ -17,18 +17,24 @@ def merge_weights(rule: str, factor: float) -> tuple[float, float]:
 
     journal (hybrid paper code):  w <- (w + f*w_i) / (1 + f)
     compsac (COMPSAC 2022 code):  w <- ((2 - f)*w + f*w_i) / 2
+    replace (no averaging):       w <- w_i  (with one worker: plain SGD, the server only holds the model)
     """
     if rule == "journal":
         return 1.0 / (1.0 + factor), factor / (1.0 + factor)
     if rule == "compsac":
         return (2.0 - factor) / 2.0, factor / 2.0
-    raise ValueError(f"ps.merge_rule={rule!r}: must be journal or compsac")
+    if rule == "replace":
+        return 0.0, 1.0
+    raise ValueError(f"ps.merge_rule={rule!r}: must be journal, compsac or replace")
 
 
 @torch.no_grad()
 def merge_into(global_tensors: Tensors, pushed: Tensors, rule: str, factor: float) -> None:
     """ASP: merge one pushed model into the global model, in place."""
     keep, take = merge_weights(rule, factor)
+    if (keep, take) == (0.0, 1.0):  # replace: a copy, exact (0*w + w_i would turn an inf in w into NaN)
+        torch._foreach_copy_(global_tensors, list(pushed))
+        return
     torch._foreach_mul_(global_tensors, keep)
     torch._foreach_add_(global_tensors, list(pushed), alpha=take)
 

@@ -35,6 +35,7 @@ class SyncPolicy:
     staleness: int = 0  # SSP: how many pushes a worker may lead the slowest by and still pull
     eval_every: int = 1  # test the merged model every m commits (and always at the last)
     checkpoint_every: int = 0  # 0: only at phase changes
+    final_window: int = 0  # test every one of the last w commits too (train.eval_final_epochs * n)
 
     @property
     def rounds(self) -> bool:
@@ -101,10 +102,12 @@ class ParameterServer:
         return [rank for rank in sorted(held) if self.done or self.may_pull(rank)]
 
     def tested_commit(self, commits: Sequence[int]) -> int | None:
-        """The commit, of those just merged, whose merged model is tested: one is due every ``eval_every`` commits
-        and at the last; a BSP round is tested once, after its last commit, when any of its commits is due."""
+        """The commit, of those just merged, whose merged model is tested: one is due every ``eval_every`` commits,
+        at each of the last ``final_window`` commits and at the last; a BSP round is tested once, after its last
+        commit, when any of its commits is due."""
         every, last = self.policy.eval_every, self.plan.total_commits - 1
-        due = any((c + 1) % every == 0 or c == last for c in commits)
+        window_start = self.plan.total_commits - self.policy.final_window
+        due = any((c + 1) % every == 0 or c >= window_start or c == last for c in commits)
         return commits[-1] if due and commits else None
 
     def checkpoint_due(self, commits: Sequence[int]) -> bool:

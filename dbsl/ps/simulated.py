@@ -120,4 +120,5 @@ def run_simulated(ctx: RunContext, checkpoint: dict | None = None) -> None:
         sim.run_sync()
     else:
         sim.run_async()
+    ctx.record.save_final(sim.server.state)
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from ..compose import compose_config
 from ..config import Config, ConfigError
@@ -24,12 +22,6 @@ PAPER_PRESETS = (
     ("params_paper_table6_imagenet", "Table 6 (derived): ImageNet, RTX 3090 AMP, k=1.05",
      ["experiment=paper_imagenet"], (1.05,)),
 )
-
-
-def config_from_yaml(path: Path | str) -> Config:
-    """A run's resolved config.yaml as a :class:`Config`."""
-    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
-    return OmegaConf.to_object(merged)
 
 
 def parameter_rows(cfg: Config, size: int, ks: Iterable[float]) -> pd.DataFrame:

@@ -16,7 +16,8 @@ from ..compose import compose_config
 from ..config import Config
 from ..plan import Plan, build_plan, dataset_size
 from .collect import is_reference, metric_frame
-from .params import config_from_yaml, parameter_rows
+from ..config import config_from_yaml
+from .params import parameter_rows
 from .render import Table
 from .tables import slug
 

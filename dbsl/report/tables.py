@@ -8,7 +8,8 @@ import pandas as pd
 
 from .collect import RunSet, is_reference, metric_frame
 from ..plan import dataset_size
-from .params import config_from_yaml, parameter_table
+from ..config import config_from_yaml
+from .params import parameter_table
 from .render import Table, mean_std, num
 
 
