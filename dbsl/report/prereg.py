@@ -2,7 +2,8 @@
 tested and how; the body (hypotheses, power analysis, budget, stopping rule) is shown in the report as written.
 
     ---
-    endpoint: final_top1        # or last_mean:4 = mean test top-1 of the last 4 evaluations; never best-of
+    endpoint: final_top1        # or last_mean:4 = mean test top-1 of the last 4 evaluations, or final_window:4 =
+                                # the mean over every commit of the last 4 epochs (neutral: every worker's merges)
     alpha: 0.05
     correction: holm            # or bonferroni (or none), over the primary contrasts
     seeds: 10
@@ -15,6 +16,13 @@ tested and how; the body (hypotheses, power analysis, budget, stopping rule) is 
     deviations:                  # optional: deviations from the paper's protocol, decided in advance
       - {aspect: epochs, paper: 140, here: 30, why: the CPU budget}
     ---
+
+A study of several arms, each against its own baseline, lists them instead of one set of contrasts; the endpoint,
+alpha and correction are shared, the correction applies within each arm (each arm asks its own question)::
+
+    arms:
+      - {name: A, experiment: robust_a, seeds: 3, primary: [...], secondary: [...]}
+      - {name: B, experiment: robust_b, seeds: 5, primary: [...]}
 """
 from __future__ import annotations
 
@@ -28,11 +36,14 @@ import yaml
 
 from .collect import ReportError
 
-ENDPOINTS = ("final_top1", "last_mean:<m>")
+ENDPOINTS = ("final_top1", "last_mean:<m>", "final_window:<E>")
+ENDPOINT_PATTERN = r"final_top1|last_mean:[1-9]\d*|final_window:[1-9]\d*"
 TESTS = ("superiority", "noninferiority")
 CORRECTIONS = ("holm", "bonferroni", "none")
 SCHEMES = ("dbsl", "cpl", "hybrid")
-KEYS = {"endpoint", "alpha", "correction", "seeds", "primary", "secondary", "deviations", "experiment", "effect_pp"}
+KEYS = {"endpoint", "alpha", "correction", "seeds", "primary", "secondary", "deviations", "experiment", "effect_pp",
+        "arms"}
+ARM_KEYS = {"name", "experiment", "seeds", "primary", "secondary", "effect_pp"}
 CONTRAST_KEYS = {"scheme", "num_small", "test", "margin_pp"}
 DEVIATION_KEYS = {"aspect", "paper", "here", "why"}
 
@@ -65,17 +76,16 @@ class PreRegistration:
     experiment: str | None = None
     effect_pp: float | None = None
     body: str = ""
-
-    @property
-    def last_evaluations(self) -> int | None:
-        """m of ``last_mean:m``; None for ``final_top1``."""
-        return None if self.endpoint == "final_top1" else int(self.endpoint.split(":")[1])
+    arm: str | None = None  # the arm's name, in a study of several arms
+    arms: List["PreRegistration"] = field(default_factory=list)  # a study of several arms: one plan each
 
     @property
     def endpoint_text(self) -> str:
-        m = self.last_evaluations
-        return ("final test top-1 (the last commit's evaluation)" if m is None else
-                f"mean test top-1 of the last {m} evaluations")
+        if self.endpoint == "final_top1":
+            return "final test top-1 (the last commit's evaluation)"
+        kind, m = self.endpoint.split(":")
+        return (f"mean test top-1 of the last {m} evaluations" if kind == "last_mean" else
+                f"mean test top-1 over every commit of the last {m} epochs")
 
     @property
     def contrasts(self) -> List[Contrast]:
@@ -144,33 +154,16 @@ def read_prereg(path: Path | str) -> PreRegistration:
     if unknown:
         raise _fail(path, unknown[0], "is not a pre-registration field", f"use only {', '.join(sorted(KEYS))}")
     endpoint = meta.get("endpoint")
-    if not (endpoint == "final_top1" or (isinstance(endpoint, str) and re.fullmatch(r"last_mean:[1-9]\d*", endpoint))):
+    if not (isinstance(endpoint, str) and re.fullmatch(ENDPOINT_PATTERN, endpoint)):
         hint = " (best-of is not an endpoint: it selects on the test set)" if "best" in str(endpoint) else ""
-        raise _fail(path, "endpoint", f"is {endpoint!r}{hint}", "use final_top1 or last_mean:m (the mean test top-1 "
-                    "of the last m evaluations)")
+        raise _fail(path, "endpoint", f"is {endpoint!r}{hint}", "use final_top1, last_mean:m (the mean test top-1 "
+                    "of the last m evaluations) or final_window:E (the mean over every commit of the last E epochs)")
     alpha = meta.get("alpha")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 0.5:
         raise _fail(path, "alpha", f"is {alpha!r}", "give the significance level, e.g. alpha: 0.05")
     correction = meta.get("correction")
     if correction not in CORRECTIONS:
         raise _fail(path, "correction", f"is {correction!r}", f"use {', '.join(CORRECTIONS)}")
-    seeds = meta.get("seeds")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
-        raise _fail(path, "seeds", f"is {seeds!r}", "give the planned number of seeds per configuration (>= 2)")
-    primary = meta.get("primary")
-    if not isinstance(primary, list) or not primary:
-        raise _fail(path, "primary", "is missing or empty", "list the primary contrasts, e.g. "
-                    "[{scheme: dbsl, num_small: 2, test: superiority}]")
-    secondary = meta.get("secondary") or []
-    if not isinstance(secondary, list):
-        raise _fail(path, "secondary", "is not a list", "list the secondary contrasts or leave the field out")
-    contrasts = [_contrast(path, f"primary[{i}]", c, True) for i, c in enumerate(primary)]
-    others = [_contrast(path, f"secondary[{i}]", c, False) for i, c in enumerate(secondary)]
-    seen = set()
-    for c in contrasts + others:
-        if (c.scheme, c.num_small) in seen:
-            raise _fail(path, "primary/secondary", f"name {c.label} twice", "list every contrast once")
-        seen.add((c.scheme, c.num_small))
     deviations = meta.get("deviations") or []
     if not isinstance(deviations, list):
         raise _fail(path, "deviations", "is not a list", "list them as {aspect: ..., paper: ..., here: ..., why: ...}")
@@ -178,15 +171,62 @@ def read_prereg(path: Path | str) -> PreRegistration:
         if not isinstance(item, dict) or "aspect" not in item or set(item) - DEVIATION_KEYS:
             raise _fail(path, f"deviations[{i}]", "is not a mapping with aspect (and paper, here, why)",
                         "write it as {aspect: epochs, paper: 140, here: 30, why: the CPU budget}")
+    shared = dict(path=Path(path), endpoint=endpoint, alpha=float(alpha), correction=correction,
+                  deviations=deviations, body=parts[1].strip())
+    arms = meta.get("arms")
+    if arms is None:
+        return PreRegistration(**shared, **_plan(path, meta, ""))
+    if not isinstance(arms, list) or not arms:
+        raise _fail(path, "arms", "is not a non-empty list", "list the arms as {name: A, experiment: <preset name>, "
+                    "seeds: 5, primary: [...]}")
+    clash = sorted((KEYS - {"endpoint", "alpha", "correction", "deviations", "arms"}) & set(meta))
+    if clash:
+        raise _fail(path, clash[0], "is set beside arms", "give it inside each arm")
+    plans = []
+    for i, arm in enumerate(arms):
+        where = f"arms[{i}]"
+        if not isinstance(arm, dict) or set(arm) - ARM_KEYS or not isinstance(arm.get("name"), str) \
+                or not isinstance(arm.get("experiment"), str):
+            raise _fail(path, where, "is not a mapping with name, experiment, seeds and primary",
+                        f"use only {', '.join(sorted(ARM_KEYS))}, e.g. {{name: A, experiment: robust_a, seeds: 3, "
+                        "primary: [{scheme: dbsl, num_small: 2, test: superiority}]}")
+        plans.append(PreRegistration(**shared, **_plan(path, arm, where + "."), arm=arm["name"]))
+    if len({p.arm for p in plans}) < len(plans) or len({p.experiment for p in plans}) < len(plans):
+        raise _fail(path, "arms", "repeat a name or an experiment", "give every arm its own name and preset")
+    return PreRegistration(**shared, seeds=max(p.seeds for p in plans), primary=[c for p in plans for c in p.primary],
+                           arms=plans)
+
+
+def _plan(path, meta: dict, where: str) -> dict:
+    """The fields of one plan (a study's, or one arm's): seeds, contrasts, experiment, planned effect."""
+    seeds = meta.get("seeds")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
+        raise _fail(path, f"{where}seeds", f"is {seeds!r}", "give the planned number of seeds per configuration (>= 2)")
+    primary = meta.get("primary")
+    if not isinstance(primary, list) or not primary:
+        raise _fail(path, f"{where}primary", "is missing or empty", "list the primary contrasts, e.g. "
+                    "[{scheme: dbsl, num_small: 2, test: superiority}]")
+    secondary = meta.get("secondary") or []
+    if not isinstance(secondary, list):
+        raise _fail(path, f"{where}secondary", "is not a list", "list the secondary contrasts or leave the field out")
+    contrasts = [_contrast(path, f"{where}primary[{i}]", c, True) for i, c in enumerate(primary)]
+    others = [_contrast(path, f"{where}secondary[{i}]", c, False) for i, c in enumerate(secondary)]
+    seen = set()
+    for c in contrasts + others:
+        if (c.scheme, c.num_small) in seen:
+            raise _fail(path, f"{where}primary/secondary", f"name {c.label} twice", "list every contrast once")
+        seen.add((c.scheme, c.num_small))
     experiment = meta.get("experiment")
     if experiment is not None and not isinstance(experiment, str):
-        raise _fail(path, "experiment", f"is {experiment!r}", "give the preset's run name, e.g. cpu_fashion_mnist")
+        raise _fail(path, f"{where}experiment", f"is {experiment!r}", "give the preset's run name, e.g. "
+                    "cpu_fashion_mnist")
     effect = meta.get("effect_pp")
     if effect is not None and (isinstance(effect, bool) or not isinstance(effect, (int, float)) or not effect > 0
                                or not math.isfinite(effect)):
-        raise _fail(path, "effect_pp", f"is {effect!r}", "give the planned effect in percentage points, e.g. 2.0")
-    return PreRegistration(Path(path), endpoint, float(alpha), correction, seeds, contrasts, others, deviations,
-                           experiment, None if effect is None else float(effect), parts[1].strip())
+        raise _fail(path, f"{where}effect_pp", f"is {effect!r}", "give the planned effect in percentage points, "
+                    "e.g. 2.0")
+    return dict(seeds=seeds, primary=contrasts, secondary=others, experiment=experiment,
+                effect_pp=None if effect is None else float(effect))
 
 
 def demote_headings(markdown: str, levels: int = 2) -> str:
