@@ -15,7 +15,7 @@ from . import figures as fig
 from . import study
 from .claims import claim_rows, claims_tables, seed_deltas
 from .collect import ReportError, RunSet, csv_files_with, group_runs, load_runs
-from .endpoint import endpoint
+from .endpoint import balance_warnings, endpoint
 from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
                        validation_table)
 from .html import Section, index_html, readme
@@ -100,14 +100,17 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
         "make the numbers. Failed, diverged, incomplete, interrupted and malformed records are listed under Runs and "
         "left out."])
     sections = [overview]
+    warnings = balance_warnings(groups, point)
     if prereg is not None:
         registered, judged = study.prereg_section(prereg, report.runset, groups, point)
         # the pre-registration's time rule: DBSL's interval below (k-1), without the exploratory table's slack
         rows = claim_rows(report.runset, groups, point, slack_pct=0.0) if not groups.empty else pd.DataFrame()
-        sections = [study.answers_section(judged, rows), overview, registered]
+        sections = [study.answers_section(judged, rows, warnings), overview, registered]
     claims = claims_tables(report.runset, groups, point) if not groups.empty else []
     if claims:
-        section = Section("The paper's claims against these runs", [study.EXPLORATORY] if prereg else [], claims)
+        text = ([study.EXPLORATORY] if prereg else []) + [f"**Warning, balance of the endpoint.** {w}"
+                                                          for w in warnings]
+        section = Section("The paper's claims against these runs", text, claims)
         if figures:
             per_seed = seed_deltas(report.runset, groups, point)
             made = [fig.claims(t.data, per_seed, work, t.name, t.data["experiment"].iloc[0], point.key, point.label)
@@ -126,6 +129,7 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
             stem = slug(experiment)
             prefer = {c.scheme: c.num_small for c in prereg.primary} if prereg else None
             made = [fig.curves(part, work, f"curves_{stem}", experiment),
+                    fig.final_stage(part, work, f"final_stage_{stem}", experiment),
                     fig.pareto(runs, part, work, f"pareto_{stem}", experiment, point.values, point.label),
                     fig.schedule(part, work, f"schedule_{stem}", experiment),
                     fig.realised_schedule(part, work, f"realised_schedule_{stem}", experiment, prefer)]

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from . import stats as paired_stats
-from .collect import RunSet
+from .collect import RunSet, by_seed as _by_seed, other_cpu_seeds
 from .endpoint import Endpoint, endpoint
 from .paper import comparison
 from .render import Table, num
@@ -134,19 +134,6 @@ def clock_of(executor: str, frames: list[pd.DataFrame]) -> str:
     if "measured_time_s" in runs and len(runs) and runs["measured_time_s"].notna().all():
         return "measured"
     return "modelled"
-
-
-def _by_seed(frame: pd.DataFrame, values: pd.Series) -> pd.Series:
-    return pd.Series(values.reindex(frame.index).to_numpy(float), index=frame["seed"].to_numpy())
-
-
-def other_cpu_seeds(ours_runs: pd.DataFrame, base_runs: pd.DataFrame) -> list:
-    """Seeds whose run and baseline run recorded different CPUs: their measured seconds are not comparable."""
-    if "cpu" not in ours_runs or "cpu" not in base_runs:
-        return []
-    ours = pd.Series(ours_runs["cpu"].to_numpy(), index=ours_runs["seed"].to_numpy()).dropna()
-    base = pd.Series(base_runs["cpu"].to_numpy(), index=base_runs["seed"].to_numpy()).dropna()
-    return sorted(s for s in ours.index.intersection(base.index) if ours[s] != base[s])
 
 
 def clock_by_seed(clock: str, ours_runs: pd.DataFrame, base_runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:

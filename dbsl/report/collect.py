@@ -208,9 +208,18 @@ def _varying(configs: List[dict]) -> List[str]:
 
 
 def is_reference(num_workers) -> bool:
-    """A reference run: one process, no parameter server (ps.num_workers = 1), the ceiling the PS runs are measured
-    against; it is not one of the paper's n-worker configurations."""
+    """A reference run: one worker (ps.num_workers = 1), the ceiling the PS runs are measured against; it is not one
+    of the paper's n-worker configurations. What it is depends on its merge rule: :func:`reference_name`."""
     return num_workers is not None and not pd.isna(num_workers) and int(num_workers) == 1
+
+
+def reference_name(merge_rule) -> str:
+    """What a one-worker run is: with ``ps.merge_rule=replace`` plain SGD in one process (the server keeps the
+    pushed weights); with an averaging rule a one-worker parameter server, whose every push is averaged with the
+    server's copy (journal: 50/50; the authors' w2s0 runs), which is not plain SGD."""
+    if merge_rule == "replace":
+        return "one-process SGD (ps.merge_rule=replace)"
+    return f"one-worker parameter server ({merge_rule} merge: each push averaged with the server's copy)"
 
 
 def group_runs(runset: RunSet) -> pd.DataFrame:
@@ -240,15 +249,41 @@ def group_runs(runset: RunSet) -> pd.DataFrame:
         for g in members.index:
             groups.at[g, "varying"] = {k: config_of[g].get(k) for k in keys}
     groups["label"] = groups.apply(group_label, axis=1)
-    _compare_to_baseline(groups)
+    _compare_to_baseline(groups, runs)
     groups["_order"] = groups["scheme"].map(SCHEME_ORDER).fillna(len(SCHEME_ORDER))
     groups = groups.sort_values(["experiment", "_order", "num_small", "extra_time_ratio", "label"])
     return groups.drop(columns="_order").reset_index(drop=True)
 
 
-def _compare_to_baseline(groups: pd.DataFrame) -> None:
+def by_seed(frame: pd.DataFrame, values: pd.Series) -> pd.Series:
+    """``values`` (indexed by run_dir) of the runs in ``frame`` (indexed by run_dir), indexed by their seeds."""
+    return pd.Series(values.reindex(frame.index).to_numpy(float), index=frame["seed"].to_numpy())
+
+
+def other_cpu_seeds(ours_runs: pd.DataFrame, base_runs: pd.DataFrame) -> list:
+    """Seeds whose run and baseline run recorded different CPUs: their measured seconds are not comparable."""
+    if "cpu" not in ours_runs or "cpu" not in base_runs:
+        return []
+    ours = pd.Series(ours_runs["cpu"].to_numpy(), index=ours_runs["seed"].to_numpy()).dropna()
+    base = pd.Series(base_runs["cpu"].to_numpy(), index=base_runs["seed"].to_numpy()).dropna()
+    return sorted(s for s in ours.index.intersection(base.index) if ours[s] != base[s])
+
+
+def paired_time_change(ours_runs: pd.DataFrame, base_runs: pd.DataFrame, column: str) -> float:
+    """A machine-measured time's change against the baseline, in per cent: the mean over seeds of each seed's
+    ratio - 1, counting only seeds whose two runs ran on the same CPU (seconds of two CPUs do not compare); the
+    ratio of the means when no seed pairs so."""
+    ours, base = by_seed(ours_runs, ours_runs[column]).dropna(), by_seed(base_runs, base_runs[column]).dropna()
+    common = ours.index.intersection(base.index).difference(other_cpu_seeds(ours_runs, base_runs))
+    if len(common):
+        return float(((ours[common] / base[common] - 1.0) * 100.0).mean())
+    return (ours.mean() / base.mean() - 1.0) * 100.0 if len(ours) and len(base) else math.nan
+
+
+def _compare_to_baseline(groups: pd.DataFrame, runs: pd.DataFrame) -> None:
     """Per group: its experiment's baseline group with the same setup (no small batches, no CPL) and the changes:
-    top-1 in percentage points, times in per cent."""
+    top-1 in percentage points, times in per cent (the machine-measured clocks paired by seed within one CPU,
+    :func:`paired_time_change`; the modelled clock, the same on every machine, as the ratio of the means)."""
     plain = groups[(groups["num_small"] == 0) & ~groups["cyclic"].astype(bool)]
     baseline_of = {}
     for setup, candidates in plain.groupby("setup"):
@@ -261,6 +296,12 @@ def _compare_to_baseline(groups: pd.DataFrame) -> None:
         mean = groups[f"{column}_mean"]
         name = column.removesuffix("_pct").removesuffix("_s")
         groups[f"delta_{name}_{kind}"] = mean - base if kind == "pp" else (mean / base - 1.0) * 100.0
+    by_dir = runs.set_index("run_dir")
+    for column in ("wall_time_s", "measured_time_s"):
+        groups[f"delta_{column.removesuffix('_s')}_pct"] = [
+            math.nan if pd.isna(b) else paired_time_change(by_dir.loc[dirs], by_dir.loc[groups.at[b, "run_dirs"]],
+                                                           column)
+            for dirs, b in zip(groups["run_dirs"], groups["baseline_group"])]
 
 
 def csv_files_with(roots: Sequence[Path | str], columns: Sequence[str]) -> List[Path]:

@@ -40,6 +40,7 @@ class Judged:
     verdict: str = "not tested"
     answer: str = ""
     power: str = ""
+    arm: str | None = None  # the arm of a study of several arms
 
 
 def find_group(prereg: PreRegistration, groups: pd.DataFrame, contrast: Contrast) -> pd.Series | None:
@@ -176,7 +177,7 @@ def _verdict(prereg: PreRegistration, j: Judged, m: int) -> None:
             word = "Not shown"
         j.answer = (f"Does {name} raise {prereg.endpoint_text} over the baseline? {word}: {ci}, {p_text}"
                     f"{'' if c.primary else ' (secondary, uncorrected: exploratory)'}; the study resolves "
-                    f"{detect:.1f} pp with 80 % power." if r.sd > 0 else
+                    f"{detect:.2f} pp with 80 % power." if r.sd > 0 else
                     f"Does {name} raise {prereg.endpoint_text} over the baseline? {word}: {ci}, the same in every "
                     "seed.")
         return
@@ -240,4 +241,6 @@ def confirmatory_table(prereg: PreRegistration, judged: List[Judged], point: End
              f"a verdict is shown when it is below alpha = {prereg.alpha:g}. Secondary contrasts are uncorrected and "
              "exploratory. Power: at the strictest level the contrast faces (alpha/m for the primary contrasts under "
              "Holm or Bonferroni), with the observed s.d. of the per-seed differences and the seeds that paired."]
-    return Table("prereg_contrasts", "Pre-registered contrasts", data, display, notes)
+    name, title = ("prereg_contrasts", "Pre-registered contrasts") if not prereg.arm else (
+        f"prereg_contrasts_{prereg.arm.lower()}", f"Pre-registered contrasts, arm {prereg.arm} ({prereg.experiment})")
+    return Table(name, title, data, display, notes)

@@ -92,3 +92,36 @@ def balance_problem(rows: pd.DataFrame, num_workers: int, num_small: int) -> str
     workers = ", ".join(f"worker {w}: {c}" for w, c in got["per_worker"].items())
     return (f"{got['small']} of its {got['evaluations']} evaluations follow a small-batch worker's merge where "
             f"n_S/n = {num_small}/{num_workers} makes {expected:g} ({workers})")
+
+
+def balance_warnings(groups: pd.DataFrame, point: Endpoint) -> list[str]:
+    """One warning per compared pair (a group and its baseline) whose endpoint, in any run of either side, tests the
+    merges of small- and large-batch workers in other shares than the run's workers (:func:`balance_problem`)."""
+    if groups.empty or not point.behind:
+        return []
+    by_group = groups.set_index("group")
+    warnings = []
+    for _, g in groups.iterrows():
+        if pd.isna(g["baseline_group"]) or g["group"] == g["baseline_group"]:
+            continue
+        base = by_group.loc[g["baseline_group"]]
+        found = []
+        for side in (g, base):
+            for run_dir in side["run_dirs"]:
+                rows = point.behind.get(run_dir)
+                problem = None if rows is None else balance_problem(rows, int(side["num_workers"]),
+                                                                    int(side["num_small"]))
+                if problem:
+                    found.append((_name(side), run_dir, problem))
+        if found:
+            sides = sorted({label for label, _, _ in found})
+            label, _, example = found[0]
+            warnings.append(f"{_name(g)} against {_name(base)} ({g['experiment']}): the endpoint ({point.text}) is "
+                            f"unbalanced in {len(found)} run(s) of {', '.join(sides)}; e.g. in one, {example}. The "
+                            "two sides test other workers' merges, so the difference may be the evaluation's, not "
+                            "the scheme's.")
+    return warnings
+
+
+def _name(group: pd.Series) -> str:
+    return f"{group['scheme']} n_S={int(group['num_small'])}"

@@ -20,10 +20,10 @@ import seaborn as sns  # noqa: E402
 
 from ..plan import Plan  # noqa: E402
 from ..timemodel import fit_linear  # noqa: E402
-from .collect import is_reference, metric_frame  # noqa: E402
+from .collect import is_reference, metric_frame, reference_name  # noqa: E402
 from .protocol import realised  # noqa: E402
 
-# One colour per scheme, the same in every figure (the reference: one process, ps.num_workers=1); n_S by line style
+# One colour per scheme, the same in every figure (the references: one worker, ps.num_workers=1); n_S by line style
 SCHEME_COLOURS = {"baseline": "#333333", "dbsl": "#1f77b4", "cpl": "#2ca02c", "hybrid": "#d62728",
                   "reference": "#9467bd"}
 N_S_STYLES = {0: ("-", "o"), 1: (":", "v"), 2: ("-", "o"), 3: ("--", "s"), 4: ("-.", "D")}
@@ -44,7 +44,8 @@ def style(num_small) -> tuple[str, str]:
 
 def group_style(g) -> dict:
     line, marker = style(g["num_small"])
-    label = g["label"] if not is_reference(g.get("num_workers")) else f"reference, 1 process ({g['label']})"
+    label = g["label"] if not is_reference(g.get("num_workers")) else \
+        f"reference, {reference_name(g.get('merge_rule'))} ({g['label']})"
     return {"color": colour(g["scheme"], g.get("num_workers")), "linestyle": line, "marker": marker, "label": label}
 
 
@@ -135,6 +136,38 @@ def curves(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | Non
     return Figure(_save(fig, out, name), caption)
 
 
+def final_stage(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | None:
+    """Test top-1 over the run's last quarter of epochs, by epoch: per group the mean over seeds of each epoch's
+    evaluations with a band of ± one s.d. of the seeds' epoch means, on an axis zoomed to these values, where the
+    endpoint differences of a few tenths of a point are visible (the whole-run curves span 20-90 %)."""
+    evals = evaluations(part)
+    if evals.empty or "epoch" not in evals:
+        return None
+    start = evals["epoch"].max() * 3 // 4
+    late = evals[evals["epoch"] > start]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    handles = {}
+    for _, g in part.iterrows():
+        mine = late[late["group"] == g["group"]]
+        if mine.empty:
+            continue
+        look = group_style(g)
+        per_run = mine.groupby(["run", "epoch"])["test_top1_pct"].mean().unstack("run")
+        mean, sd = per_run.mean(axis=1), per_run.std(axis=1).fillna(0.0)
+        line, = ax.plot(mean.index, mean, color=look["color"], linestyle=look["linestyle"], marker=look["marker"],
+                        markersize=3, linewidth=1.2)
+        ax.fill_between(mean.index, mean - sd, mean + sd, color=look["color"], alpha=0.12, linewidth=0)
+        handles[look["label"]] = line
+    ax.set(xlabel="epoch", ylabel="test top-1 (%)")
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"{title}: the final stage")
+    fig.tight_layout()
+    _legend_below(fig, list(handles.values()), list(handles.keys()))
+    return Figure(_save(fig, out, name), f"{title}: test top-1 over the last quarter of the epochs (after epoch "
+                                         f"{int(start)}), mean over seeds of each epoch's evaluations with a band of "
+                                         "± one s.d. over seeds; the y axis spans these values only")
+
+
 def _reference_to_the_right(part, evals, axes_x, axes, handles) -> bool:
     """The one-process reference takes several times the parameter server's time, which squeezes the PS curves
     into the left of the axes: end the time axes with the PS runs and draw the reference's last mean value as a
@@ -158,7 +191,7 @@ def _reference_to_the_right(part, evals, axes_x, axes, handles) -> bool:
                 line = axes[row, col].axhline(last[y].mean(), color=group_style(g)["color"], linestyle=":",
                                               linewidth=1.2)
                 axes[row, col].set_xlim(0, ends[x] * 1.05)
-        handles.setdefault(f"reference's last evaluation (1 process; it ends at {last[axes_x[0][0]].mean():.0f} s "
+        handles.setdefault(f"reference's last evaluation (one worker; it ends at {last[axes_x[0][0]].mean():.0f} s "
                            f"{axes_x[0][1].split(' (')[0]})", line)
     return drawn
 
@@ -176,13 +209,18 @@ def pareto_front(times: np.ndarray, accs: np.ndarray) -> np.ndarray:
 
 def pareto(runs: pd.DataFrame, part: pd.DataFrame, out: Path, name: str, title: str,
            values: pd.Series | None = None, label: str = "best top-1") -> Figure | None:
-    """The endpoint (best top-1 unless given) against training time, one point per run, with the Pareto front of
-    the parameter-server runs (the references are shown, not on the front)."""
+    """The endpoint (best top-1 unless given) against training time, one point per parameter-server run, with their
+    Pareto front; a reference (one worker, several times the PS's time) is its mean endpoint as a dotted line, so
+    that it does not stretch the time axes."""
     members = runs[runs["included"] & runs["group"].isin(part["group"])]
     if members.empty:
         return None
     members = members.assign(top1=(values.reindex(members["run_dir"]).to_numpy() if values is not None
                                    else members["best_top1_pct"]))
+    is_ref = members["num_workers"].map(is_reference)
+    references, members = members[is_ref], members[~is_ref]
+    if members.empty:
+        return None
     panels = [("modelled_time_s", "modelled time (s)", members)]  # the time model's clock: the same on every CPU
     if members.get("measured_time_s", pd.Series(dtype=float)).notna().all():
         # seconds measured on different CPUs are not comparable: one panel (and one front) per CPU
@@ -194,14 +232,19 @@ def pareto(runs: pd.DataFrame, part: pd.DataFrame, out: Path, name: str, title: 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), sharey=True, squeeze=False)
     handles = {}
     for ax, (column, xlabel, shown) in zip(axes[0], panels):
-        for _, g in part.iterrows():
+        for _, g in part[~part["num_workers"].map(is_reference)].iterrows():
             mine = shown[shown["group"] == g["group"]]
             look = group_style(g)
             handles[look["label"]] = ax.scatter(mine[column], mine["top1"], color=look["color"],
                                                 marker=look["marker"], s=30)
-        valid = shown[~shown["num_workers"].map(is_reference)].dropna(subset=[column, "top1"])
+        valid = shown.dropna(subset=[column, "top1"])
         front = valid.iloc[pareto_front(valid[column].to_numpy(), valid["top1"].to_numpy())]
         handles["Pareto front"], = ax.step(front[column], front["top1"], where="post", color="black", linewidth=1)
+        for _, g in part[part["num_workers"].map(is_reference)].iterrows():
+            mine = references[references["group"] == g["group"]]["top1"].dropna()
+            if len(mine):
+                handles[f"{group_style(g)['label']}: mean {mine.mean():.2f} % (its time is off these axes)"] = \
+                    ax.axhline(mine.mean(), color=colour("", 1), linestyle=":", linewidth=1.2)
         ax.set(xlabel=xlabel)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel(f"{label} (%)")
@@ -269,6 +312,9 @@ def schedule(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | N
         axes[row, 0].set_ylabel(ylabel)
     axes[0, 0].set_yscale("log")
     axes[2, 0].set_yscale("log")
+    batches = sorted({int(v) for ax in axes[2] for line in ax.get_lines() for v in line.get_ydata()
+                      if np.isfinite(v)})
+    axes[2, 0].set_yticks(batches)  # a tick at every batch size the plans use, e.g. 29, 43, 64, 96
     axes[2, 0].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axes[2, 0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     for ax in axes.flat:

@@ -40,28 +40,50 @@ def time_sentence(row: pd.Series) -> str:
             f"{clock} clock{beside}.")
 
 
-def answers_section(judged: List[Judged], claims: pd.DataFrame) -> Section:
-    """One plain sentence per pre-registered claim (accuracy), then one per time claim of the same groups."""
-    text = [f"**{'Primary' if j.contrast.primary else 'Secondary'}, {j.contrast.label}.** {j.answer}"
+def answers_section(judged: List[Judged], claims: pd.DataFrame, warnings: List[str] = ()) -> Section:
+    """One plain sentence per pre-registered claim (accuracy; in a study of arms, arm by arm), then one per time
+    claim of the same groups, then any warning about the endpoint's balance."""
+    text = [f"**{_arm(j)}{'Primary' if j.contrast.primary else 'Secondary'}, {j.contrast.label}.** {j.answer}"
             for j in judged]
-    labels = {j.group["label"] for j in judged if j.group is not None}
+    labels = {(j.group["experiment"], j.group["label"]) for j in judged if j.group is not None}
     if not claims.empty:
-        for _, row in claims[claims["label"].isin(labels)].iterrows():
-            text.append(f"**Time, {row['scheme']} n_S={int(row['num_small'])}.** {time_sentence(row)}")
+        for _, row in claims.iterrows():
+            if (row["experiment"], row["label"]) in labels:
+                arm = next((_arm(j) for j in judged if j.group is not None and j.group["label"] == row["label"]
+                            and j.group["experiment"] == row["experiment"]), "")
+                text.append(f"**{arm}Time, {row['scheme']} n_S={int(row['num_small'])}.** {time_sentence(row)}")
+    text += [f"**Warning, balance of the endpoint.** {w}" for w in warnings]
     return Section("Answers", text)
+
+
+def _arm(j: Judged) -> str:
+    return f"Arm {j.arm}, " if j.arm else ""
 
 
 def prereg_section(prereg: PreRegistration, runset: RunSet, groups: pd.DataFrame, point: Endpoint
                    ) -> tuple[Section, List[Judged]]:
-    judged, deviations = judge(prereg, runset, groups, point)
+    """The pre-registration as written, its contrasts judged (arm by arm in a study of several arms, each arm
+    against its own experiment's baseline, the correction within the arm) and the deviations the records show."""
+    plans = prereg.arms or [prereg]
+    judged, deviations, tables = [], [], []
+    for plan in plans:
+        mine = groups[groups["name"] == plan.experiment] if plan.arm and not groups.empty else groups
+        found, missed = judge(plan, runset, mine, point)
+        for j in found:
+            j.arm = plan.arm
+        judged += found
+        deviations += [f"Arm {plan.arm}: {d}" if plan.arm else d for d in missed]
+        tables.append(confirmatory_table(plan, found, point))
+    family = ("within each arm (its own question)" if prereg.arms else "over the primary contrasts")
+    seeds = (", ".join(f"arm {p.arm} ({p.experiment}): {p.seeds}" for p in plans) if prereg.arms else
+             str(prereg.seeds))
     text = [f"From `{prereg.path}` (its front matter fixes the endpoint, {point.text}; alpha = {prereg.alpha:g}; "
-            f"{CORRECTION[prereg.correction]} over the primary contrasts; {prereg.seeds} seeds per "
-            "configuration). Its text as written:"]
+            f"{CORRECTION[prereg.correction]} {family}; seeds per configuration: {seeds}). Its text as written:"]
     if prereg.body:
         text.append(demote_headings(prereg.body))
     text.append("**Deviations from the pre-registration** (found in the records): " + (
         "none found." if not deviations else "\n\n" + "\n".join(f"- {d}" for d in deviations)))
-    return Section("Pre-registration", text, tables=[confirmatory_table(prereg, judged, point)]), judged
+    return Section("Pre-registration", text, tables=tables), judged
 
 
 def reference_section(runset: RunSet, groups: pd.DataFrame, point: Endpoint) -> Section | None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .collect import RunSet, is_reference, metric_frame
+from .collect import RunSet, is_reference, metric_frame, reference_name
 from ..plan import dataset_size
 from ..config import config_from_yaml
 from .params import parameter_table
@@ -140,7 +140,8 @@ def per_seed_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | Non
     for run_dir, (rank, label, experiment) in order.items():
         r = runs.loc[run_dir]
         row = {"experiment": experiment, "label": label, "scheme": r["scheme"], "num_small": r["num_small"],
-               "num_workers": r["num_workers"], "seed": r["seed"], "run_dir": run_dir, "_rank": rank}
+               "num_workers": r["num_workers"], "merge_rule": r.get("merge_rule"), "seed": r["seed"],
+               "run_dir": run_dir, "_rank": rank}
         if values is not None:
             row["endpoint_pct"] = values.get(run_dir)
         for column in ("best_top1_pct", "best_loss", "final_top1_pct", "final_loss", "modelled_time_s",
@@ -151,8 +152,9 @@ def per_seed_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | Non
         rows.append(row)
     data = pd.DataFrame(rows).sort_values(["_rank", "seed"]).drop(columns="_rank").reset_index(drop=True)
     display = pd.DataFrame({"experiment": data["experiment"],
-                            "group": [f"reference, 1 process: {lab}" if is_reference(n) else lab
-                                      for lab, n in zip(data["label"], data["num_workers"])],
+                            "group": [f"reference, {reference_name(m)}: {lab}" if is_reference(n) else lab
+                                      for lab, n, m in zip(data["label"], data["num_workers"],
+                                                           data["merge_rule"])],
                             "seed": data["seed"].map(lambda v: int(v) if pd.notna(v) else "")})
     if values is not None:
         display[f"{endpoint_label} (%)"] = data["endpoint_pct"].map(lambda v: num(v, 2))
@@ -174,7 +176,7 @@ def per_seed_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | Non
 
 def reference_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | None = None,
                     endpoint_label: str = "final top-1") -> Table | None:
-    """The regime's ceiling: per experiment, the reference (ps.num_workers = 1: one process, no parameter server)
+    """The regime's ceiling: per experiment, the references (ps.num_workers = 1; :func:`reference_name` says which kind)
     beside the parameter-server baseline, per seed and as mean ± s.d., with the gap paired by seed."""
     if groups.empty or "num_workers" not in groups:
         return None
@@ -185,8 +187,9 @@ def reference_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | No
         refs = part[part["num_workers"].map(is_reference)]
         plain = part[(part["group"] == part["baseline_group"]) & ~part["num_workers"].map(is_reference)
                      & (part["num_small"] == 0) & ~part["cyclic"].astype(bool)]
-        for kind, members in (("reference (1 process, no PS)", refs), ("PS baseline", plain)):
+        for kind, members in (("reference", refs), ("PS baseline", plain)):
             for _, g in members.iterrows():
+                kind = f"reference: {reference_name(g['merge_rule'])}" if kind.startswith("reference") else kind
                 by_seed = {int(runs.loc[d, "seed"]): values.get(d) for d in g["run_dirs"]}
                 vals = pd.Series(by_seed, dtype=float).sort_index()
                 rows.append({"experiment": experiment, "role": kind, "label": g["label"],
@@ -219,8 +222,11 @@ def reference_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | No
         "peak test loss after epoch 1": data["peak_loss_after_epoch1"].map(lambda v: num(v, 3)),
     })
     data["per_seed"] = data["per_seed"].map(lambda d: ";".join(f"{int(k)}:{v!r}" for k, v in d.items()))
-    notes = [f"The reference trains the same model on the same data plainly, in one process (ps.num_workers = 1, no "
-             f"averaging across workers): its {endpoint_label} is the ceiling of this regime, what the parameter "
-             "server's baseline is measured against. The gap is paired by seed where both ran the seed. Mean ± sample "
-             "s.d. over seeds; peak test loss: the highest of any run of the group after its first epoch."]
+    notes = [f"A reference trains the same model on the same samples with one worker (ps.num_workers = 1): its "
+             f"{endpoint_label} is the ceiling the parameter server's baseline is measured against. With "
+             "ps.merge_rule=replace it is plain SGD in one process; with the journal merge it is a one-worker "
+             "parameter server, every push averaged 50/50 with the server's copy (the authors' w2s0 runs), which is "
+             "not plain SGD. The gap is paired by seed where both ran the seed, against the first reference listed. "
+             "Mean ± sample s.d. over seeds; peak test loss: the highest of any run of the group after its first "
+             "epoch."]
     return Table("reference", "The regime's ceiling: reference runs beside the PS baseline", data, display, notes)
