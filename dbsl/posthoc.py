@@ -12,7 +12,6 @@ The results are written to ``posthoc.json`` in the run folder (atomically); the 
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -26,12 +25,11 @@ from .data import Pipeline, load_dataset
 from .errors import ArgumentParser, RecordError, UserError, cli_main
 from .models import build_model
 from .plan import build_plan
-from .record import FINAL_MODEL, find_runs, read_summary, to_json, write_atomic
+from .record import FINAL_MODEL, POSTHOC, find_runs, read_summary, to_json, write_atomic
 from .threads import set_threads
 from .train import EvalStats, evaluate, kernel_l2_penalty
 
 log = logging.getLogger("dbsl")
-POSTHOC = "posthoc.json"
 
 
 @torch.no_grad()
@@ -137,15 +135,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                  i, len(runs), run, result["test"]["top1"] * 100, result["bn_recalibrated"]["top1"] * 100,
                  result["bn_change_pp"], result["train"]["top1"] * 100, result["gap"]["top1_pp"])
     return 0
-
-
-def read_posthoc(run_dir: Path | str) -> dict | None:
-    """A run's posthoc.json, or None."""
-    path = Path(run_dir) / POSTHOC
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ METRIC_COLUMNS = (
 # diverged: a NaN or infinite loss ended the run; interrupted: Ctrl-C stopped it (the same command resumes it)
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
 FINAL_MODEL = "final.pt"
+POSTHOC = "posthoc.json"  # the post-hoc checks of final.pt (dbsl.posthoc), read by the report
 START_AGAIN = "run the same command with overwrite=true to start this run again from commit 0"
 
 

@@ -175,3 +175,71 @@ def test_an_arm_with_a_top_level_seed_count_is_refused(tmp_path):
     path.write_text(text)
     with pytest.raises(ReportError, match="seeds is set beside arms"):
         read_prereg(path)
+
+
+# -- the report: post-hoc checks and a study of arms, on records written by hand ------------------------------
+def hand_study(root: Path, arms: dict, monkeypatch) -> tuple[Path, dict]:
+    """Records of baseline and DBSL for seeds 0-2 per arm (experiment name -> what DBSL adds to test_report_study's
+    hand-entered final top-1); returns the folder and {(arm, scheme, seed): final top-1 (%)}."""
+    from dbsl.compose import compose_config
+    import test_report_study as hand
+
+    records, finals = root / "results", {}
+    for name, offset in arms.items():
+        for scheme in ("baseline", "dbsl"):
+            cfg = compose_config(["experiment=smoke", f"scheme={scheme}", f"name={name}"])
+            values = {s: v + (offset if scheme == "dbsl" else 0.0) for s, v in hand.FINAL[scheme].items()}
+            monkeypatch.setitem(hand.FINAL, scheme, values)
+            for seed in (0, 1, 2):
+                finals[name, scheme, seed] = values[seed]
+                hand.write_run(records / f"{name}_{scheme}_{seed}", cfg, scheme, seed)
+            monkeypatch.undo()
+    return records, finals
+
+
+def test_the_report_reads_the_final_models_checks_and_pairs_the_recalibration(tmp_path, monkeypatch):
+    from dbsl.report.__main__ import main
+    from scipy import stats as sstats
+
+    records, _ = hand_study(tmp_path, {"smoke": 0.0}, monkeypatch)
+    # post-hoc checks by hand: (test top-1, recalibrated top-1) per run; train top-1 0.99, losses 0.01 and 0.4
+    checks = {("baseline", 0): (0.880, 0.884), ("baseline", 1): (0.876, 0.877), ("baseline", 2): (0.884, 0.889),
+              ("dbsl", 0): (0.874, 0.882), ("dbsl", 1): (0.870, 0.875), ("dbsl", 2): (0.879, 0.888)}
+    for (scheme, seed), (test, recal) in checks.items():
+        (records / f"smoke_{scheme}_{seed}" / "posthoc.json").write_text(__import__("json").dumps({
+            "test": {"top1": test, "loss": 0.4}, "bn_recalibrated": {"top1": recal, "loss": 0.39},
+            "train": {"top1": 0.99, "loss": 0.01}, "gap": {"top1_pp": 100 * (0.99 - test), "loss": 0.39}}))
+    assert main([str(records), "--out", str(tmp_path / "report"), "--no-figures"]) == 0
+    table = pd.read_csv(tmp_path / "report" / "tables" / "final_models.csv").set_index("label")
+    base = table.loc[[i for i in table.index if i.startswith("baseline")][0]]
+    assert base["runs"] == 3 and base["test_top1_pct_mean"] == pytest.approx(100 * (0.880 + 0.876 + 0.884) / 3)
+    assert base["recal_change_pp"] == pytest.approx(100 * (0.004 + 0.001 + 0.005) / 3)
+    moved = pd.read_csv(tmp_path / "report" / "tables" / "final_models_recalibration.csv").iloc[0]
+    # per seed: (dbsl - base) after recalibration minus before: s0 (-0.2 - -0.6), s1 (-0.2 - -0.6), s2 (-0.1 - -0.5)
+    diffs = [0.4, 0.4, 0.4]
+    assert moved["delta_recorded_pp"] == pytest.approx(-(0.6 + 0.6 + 0.5) / 3)
+    assert moved["moved_pp"] == pytest.approx(sum(diffs) / 3) and moved["seeds"] == 3
+    spread = [(r - t) * 100 for (r, t) in ((0.882 - 0.884, 0.874 - 0.880), (0.875 - 0.877, 0.870 - 0.876),
+                                          (0.888 - 0.889, 0.879 - 0.884))]
+    mean, sd = sum(spread) / 3, pd.Series(spread).std()
+    assert moved["moved_low"] == pytest.approx(mean - sstats.t.ppf(0.975, 2) * sd / 3 ** 0.5)
+
+
+def test_a_study_of_arms_judges_each_arm_against_its_own_baseline(tmp_path, monkeypatch):
+    from dbsl.report.__main__ import main
+
+    records, finals = hand_study(tmp_path, {"arm_one": 1.0, "arm_two": -1.0}, monkeypatch)
+    prereg = tmp_path / "arms.md"
+    prereg.write_text("---\nendpoint: final_top1\nalpha: 0.05\ncorrection: holm\narms:\n"
+                      "  - {name: A, experiment: arm_one, seeds: 3, primary: [{scheme: dbsl, num_small: 2}]}\n"
+                      "  - {name: B, experiment: arm_two, seeds: 3, primary: [{scheme: dbsl, num_small: 2}]}\n"
+                      "---\n# Two arms\n")
+    out = tmp_path / "report"
+    assert main([str(records), "--out", str(out), "--prereg", str(prereg), "--no-figures"]) == 0
+    for arm, name in (("a", "arm_one"), ("b", "arm_two")):
+        row = pd.read_csv(out / "tables" / f"prereg_contrasts_{arm}.csv").iloc[0]
+        expected = [finals[name, "dbsl", s] - finals[name, "baseline", s] for s in (0, 1, 2)]
+        assert row["seeds"] == "0,1,2" and row["mean_pp"] == pytest.approx(sum(expected) / 3)
+        assert row["correction"] == "holm" and row["p_adjusted"] == pytest.approx(row["p"])  # one contrast per arm
+    answers = (out / "README.md").read_text().split("## Answers", 1)[1].split("\n## ", 1)[0]
+    assert "**Arm A, Primary, dbsl n_S=2.**" in answers and "**Arm B, Primary, dbsl n_S=2.**" in answers

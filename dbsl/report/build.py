@@ -16,6 +16,7 @@ from . import study
 from .claims import claim_rows, claims_tables, seed_deltas
 from .collect import ReportError, RunSet, csv_files_with, group_runs, load_runs
 from .endpoint import balance_warnings, endpoint
+from .finalmodel import final_model_tables
 from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
                        validation_table)
 from .html import Section, index_html, readme
@@ -135,6 +136,9 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
                     fig.realised_schedule(part, work, f"realised_schedule_{stem}", experiment, prefer)]
             section.figures = [f for f in made if f is not None]
         sections.append(section)
+    final_models = final_model_tables(runs, groups)
+    if final_models:
+        sections.append(Section("The final models (post-hoc checks)", tables=final_models))
     if not groups.empty:
         sections.append(study.results_section(report.runset, groups, point if prereg else None))
         protocol = study.protocol_section(report.runset, groups, prereg)
