@@ -26,7 +26,8 @@ from dbsl.runner import execute
 from dbsl.train import LocalTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["experiment=smoke", "model.width=2", "dataset.synthetic_train=512", "dataset.synthetic_test=64"]
+FAST = ["experiment=smoke", "model.width=2", "dataset.synthetic_train=512", "dataset.synthetic_test=64",
+        "train.threads=1"]  # one thread: two-thread torch on busy cores spins (OMP busy-wait)
 
 
 def rows(run_dir):
@@ -43,19 +44,68 @@ def test_final_window_tests_every_commit_of_the_last_epochs():
     assert [c for c in range(12) if ps.tested_commit([c]) is not None] == [4, 9, 10, 11]
 
 
-def test_a_dbsl_runs_window_holds_every_worker_equally(compose, tmp_path):
-    cfg = compose(FAST + ["scheme=dbsl", "train.eval_every=4", "train.eval_final_epochs=2",
-                          f"output_dir={tmp_path / 'dbsl'}"])
-    summary = execute(cfg)
-    table = pd.DataFrame(rows(summary["run_dir"])).apply(pd.to_numeric, errors="coerce")
+@pytest.fixture(scope="module")
+def window_runs(tmp_path_factory):
+    """Baseline and DBSL, seeds 0 and 1, on the smoke preset with the last 2 of its 6 epochs tested at every commit
+    and a periodic test every 4th commit; the post-hoc checks of all four; a report on the final window."""
+    from dbsl.compose import compose_config
+    from dbsl.report.__main__ import main as report
+
+    root = tmp_path_factory.mktemp("window")
+    summaries = {}
+    for scheme in ("baseline", "dbsl"):
+        for seed in (0, 1):
+            cfg = compose_config(FAST + [f"scheme={scheme}", f"seed={seed}", "train.eval_every=4",
+                                         "train.eval_final_epochs=2", f"output_dir={root / 'runs' / f'{scheme}{seed}'}"])
+            summaries[scheme, seed] = execute(cfg)
+    assert posthoc_main([str(root / "runs")]) == 0
+    prereg = root / "prereg.md"
+    prereg.write_text("---\nendpoint: final_window:2\nalpha: 0.05\ncorrection: holm\nseeds: 2\nprimary:\n"
+                      "  - {scheme: dbsl, num_small: 2, test: superiority}\n---\n")
+    assert report([str(root / "runs"), "--out", str(root / "report"), "--prereg", str(prereg), "--no-figures"]) == 0
+    return {"root": root, "summaries": summaries}
+
+
+def metrics(summary) -> pd.DataFrame:
+    return pd.DataFrame(rows(summary["run_dir"])).apply(pd.to_numeric, errors="coerce")
+
+
+def test_a_dbsl_runs_window_holds_every_worker_equally(window_runs):
+    table = metrics(window_runs["summaries"]["dbsl", 0])
     window = final_window(table, 2)  # smoke: 6 epochs of 4 commits; the window is epochs 5-6, commits 16-23
     assert window is not None and list(window["commit"]) == list(range(16, 24))
     counts = window["worker"].value_counts()
     assert sorted(counts.index) == [1, 2, 3, 4] and counts.max() - counts.min() <= 1
     assert balance_problem(window, 4, 2) is None
-    # the periodic tests alone (every 4th commit) test one worker's merge each time: here a small one's
+    # the periodic tests alone (every 4th commit) test one worker's merge each time
     periodic = table[(table["commit"] + 1) % 4 == 0]
     assert periodic["worker"].nunique() == 1
+
+
+def test_the_report_measures_whose_merge_is_tested(window_runs):
+    out = window_runs["root"] / "report" / "tables"
+    roles = pd.read_csv(out / "merge_roles.csv").iloc[0]
+    diffs = []
+    for seed in (0, 1):  # by hand: the window's tests after workers 1-2 (small) minus after workers 3-4 (large)
+        w = metrics(window_runs["summaries"]["dbsl", seed])
+        w = w[w["epoch"] > 4]
+        diffs.append(100 * (w[w["worker"] <= 2]["test_top1"].mean() - w[w["worker"] > 2]["test_top1"].mean()))
+    assert roles["runs"] == 2 and roles["small_minus_large_pp"] == pytest.approx(sum(diffs) / 2)
+    steered = pd.read_csv(out / "steered_endpoint.csv").iloc[0]
+
+    def last3(scheme, seed):  # the first study's endpoint: the mean of the last 3 tested commits
+        m = metrics(window_runs["summaries"][scheme, seed]).dropna(subset=["test_top1"])
+        return 100 * m.sort_values("commit")["test_top1"].iloc[-3:].mean()
+
+    def window_mean(scheme, seed):
+        m = metrics(window_runs["summaries"][scheme, seed])
+        return 100 * m[m["epoch"] > 4]["test_top1"].mean()
+
+    neutral = [window_mean("dbsl", s) - window_mean("baseline", s) for s in (0, 1)]
+    old = [last3("dbsl", s) - last3("baseline", s) for s in (0, 1)]
+    assert steered["delta_neutral_pp"] == pytest.approx(sum(neutral) / 2)
+    assert steered["delta_steered_pp"] == pytest.approx(sum(old) / 2)
+    assert steered["steered_minus_neutral_pp"] == pytest.approx((sum(old) - sum(neutral)) / 2)
 
 
 def test_a_partial_window_is_no_endpoint():
@@ -134,17 +184,16 @@ def test_recalibrate_batchnorm_by_hand():
     assert bn.momentum == 0.1 and not bn.training  # restored, in eval mode
 
 
-def test_final_model_is_the_model_tested_last_and_posthoc_writes_its_checks(compose, tmp_path, capsys):
-    cfg = compose(FAST + ["scheme=dbsl", f"output_dir={tmp_path / 'run'}"])
-    summary = execute(cfg)
+def test_final_model_is_the_model_tested_last_and_posthoc_writes_its_checks(window_runs):
+    summary = window_runs["summaries"]["dbsl", 1]
     result = measure(summary["run_dir"])
     # the last commit is always tested: final.pt on the full test set gives the recorded final top-1
     assert result["test"]["top1"] == pytest.approx(summary["final"]["test_top1"], abs=1e-12)
     assert result["test"]["loss"] == pytest.approx(summary["final"]["test_loss"], rel=1e-5)
     assert result["train"]["samples"] == 512 and result["bn_recalibrated"]["images"] == 512
     assert result["gap"]["top1_pp"] == pytest.approx(100 * (result["train"]["top1"] - result["test"]["top1"]))
-    assert posthoc_main([str(tmp_path)]) == 0
-    assert (Path(summary["run_dir"]) / "posthoc.json").exists()
+    written = __import__("json").loads((Path(summary["run_dir"]) / "posthoc.json").read_text())
+    assert written["bn_recalibrated"]["top1"] == pytest.approx(result["bn_recalibrated"]["top1"])
 
 
 def test_posthoc_refuses_a_run_without_a_final_model_in_one_line(compose, tmp_path, capsys):

@@ -16,6 +16,7 @@ from . import study
 from .claims import claim_rows, claims_tables, seed_deltas
 from .collect import ReportError, RunSet, csv_files_with, group_runs, load_runs
 from .endpoint import balance_warnings, endpoint
+from .artifact import merge_role_table, steered_table
 from .finalmodel import final_model_tables
 from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
                        validation_table)
@@ -118,6 +119,10 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
                     for t in claims]
             section.figures = [f for f in made if f is not None]
         sections.append(section)
+    artifact = [t for t in (merge_role_table(report.runset, groups, point), steered_table(report.runset, groups, point))
+                if t is not None]
+    if artifact:
+        sections.append(Section("Whose merge is tested", tables=artifact))
     reference = study.reference_section(report.runset, groups, point) if not groups.empty else None
     sections += [reference] if reference else []
     if notes_text:
