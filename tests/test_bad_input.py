@@ -129,7 +129,11 @@ CASES = [
     ("report", ["{records}", "--out", "{records}"], 2, ["--out {records}", "is the input folder"]),
     ("report", ["{records}/runs", "--out", "{records}"], 2, ["--out {records}", "contains the input folder"]),
     ("report", ["{records}", "--out", "{file}"], 2, ["--out", "{file} is a file"]),
-    ("report", ["{records}", "--out", "{foreign}"], 2, ["--out {foreign}", "mine.txt", "--force"]),
+    ("report", ["{records}", "--out", "{foreign}"], 2, ["--out {foreign}", "mine.txt", "no earlier report"]),
+    ("report", ["{records}", "--out", "{foreign}", "--force"], 2, ["--out {foreign}", "does not change this"]),
+    ("report", ["{records}", "--out", "", "--force"], 2, ["--out ''", "empty"]),
+    ("report", ["{records}", "--out", ".", "--force"], 2, ["--out '.'", "the current folder"]),
+    ("report", ["{records}", "--out", "..", "--force"], 2, ["--out ..", "the current folder or one above it"]),
     ("report", ["{tmp}", "--out", "{tmp}/report"], 2, ["no run records", "{tmp}"]),
 ]
 
@@ -190,17 +194,37 @@ def test_report_never_removes_what_it_did_not_write(records, tmp_path, capsys, m
     out.mkdir()
     (out / "notes.md").write_text("mine\n")
     (out / "README.md").write_text("my readme\n")
-    assert invoke("report", [str(records), "--out", str(out), "--no-figures"], capsys, monkeypatch)[0] == 2
-    assert (out / "README.md").read_text() == "my readme\n"
-    # --force writes the report into the folder: its own files replace same-named ones, the rest stays
-    assert invoke("report", [str(records), "--out", str(out), "--no-figures", "--force"], capsys, monkeypatch)[0] == 0
-    assert (out / "notes.md").read_text() == "mine\n" and "dbsl report" in (out / "README.md").read_text()
-    assert (out / "tables" / "runs.csv").is_file()
+    for force in ([], ["--force"]):  # a folder that is not the report's own: refused, with or without --force
+        assert invoke("report", [str(records), "--out", str(out), "--no-figures"] + force, capsys, monkeypatch)[0] == 2
+        assert (out / "README.md").read_text() == "my readme\n" and sorted(p.name for p in out.iterdir()) == [
+            "README.md", "notes.md"]
     # a folder holding only an earlier report is replaced without --force
     fresh = tmp_path / "fresh"
     for _ in range(2):
         assert invoke("report", [str(records), "--out", str(fresh), "--no-figures"], capsys, monkeypatch)[0] == 0
     assert (fresh / "index.html").is_file() and not list(tmp_path.glob(".fresh*"))
+    # somebody added a file to the report: refused without --force; with it the report is rewritten, the file stays
+    (fresh / "notes.md").write_text("mine\n")
+    assert invoke("report", [str(records), "--out", str(fresh), "--no-figures"], capsys, monkeypatch)[0] == 2
+    assert invoke("report", [str(records), "--out", str(fresh), "--no-figures", "--force"], capsys, monkeypatch)[0] == 0
+    assert (fresh / "notes.md").read_text() == "mine\n" and "dbsl report" in (fresh / "README.md").read_text()
+
+
+def test_report_out_empty_or_here_leaves_the_repository_alone(records, tmp_path, capsys, monkeypatch):
+    """Issue 29: `dbsl.report R --out "" --force` (or `--out .`) with R elsewhere wrote the report into the current
+    folder and replaced its README.md; a git repository is refused as --out too."""
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "README.md").write_text("the project's readme\n")
+    monkeypatch.chdir(repo)
+    before = sorted((p.relative_to(repo), p.stat().st_mtime_ns) for p in repo.rglob("*"))
+    for out in ("", ".", str(repo)):
+        code, _, err = invoke("report", [str(records), "--out", out, "--force", "--no-figures"], capsys, monkeypatch)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+    monkeypatch.chdir(tmp_path)
+    code, _, err = invoke("report", [str(records), "--out", str(repo), "--force", "--no-figures"], capsys, monkeypatch)
+    assert code == 2 and "a git repository" in err
+    assert sorted((p.relative_to(repo), p.stat().st_mtime_ns) for p in repo.rglob("*")) == before
 
 
 # ------------------------------------------------------------------------------------- records that cannot lie

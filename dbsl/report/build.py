@@ -43,8 +43,8 @@ def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = T
     separated by blank lines). ``prereg``: the study's pre-registration (Markdown with YAML front matter, see
     dbsl/report/prereg.py): its contrasts are judged on its endpoint, and the answers head the report.
     ``force``: write into a folder holding files this tool did not write."""
+    check_out(out, roots, force)  # before Path(): Path("") is "."
     out = Path(out)
-    check_out(out, roots, force)
     notes_text = read_notes(notes)
     plan = read_prereg(prereg) if prereg is not None else None
     runset = load_runs(roots)  # ReportError when there is nothing to report

@@ -1,11 +1,12 @@
 """Where a report goes, safely: ``python -m dbsl.report`` removes nothing it did not write and hides nothing.
 
-It writes into a new folder, or one that is empty or holds only an earlier report of its own, which its marker file
-(``.dbsl-report.json``, the list of files it wrote) proves. It refuses an ``--out`` that is, or contains, an input
-folder (the report would replace the run records), a file, and a folder holding anything else, unless ``--force``:
-then it writes its files into that folder, replacing files of the same name and its own earlier ones, and leaves
-every other file where it is. The finished report replaces an earlier one in one rename, so a crash leaves the
-earlier report as it was.
+It writes into a new folder, an empty one, or one that holds an earlier report of its own, which its marker file
+(``.dbsl-report.json``, the list of files it wrote) proves. It refuses, with or without ``--force``: an empty
+``--out`` (an unset shell variable), the current folder or one above it, a git repository, an ``--out`` that is or
+contains an input folder (the report would replace the run records), a file, and any folder holding files without
+the marker (a README.md there is somebody's). ``--force`` only lets it write into its own earlier report when
+somebody has added files to it: it replaces its own and same-named files and leaves the added ones where they are.
+The finished report replaces an earlier one in one rename, so a crash leaves the earlier report as it was.
 """
 from __future__ import annotations
 
@@ -22,9 +23,20 @@ from .collect import ReportError
 MARKER = ".dbsl-report.json"
 
 
-def check_out(out: Path, roots: Sequence[Path | str], force: bool = False) -> None:
+def check_out(out: Path | str, roots: Sequence[Path | str], force: bool = False) -> None:
     """Refuse an unsafe ``--out`` before any work (a :class:`ReportError` or ConfigError naming it and the fix)."""
+    if not str(out).strip() or str(out).strip() == ".":
+        raise ReportError(f"--out {str(out)!r}: {'empty' if not str(out).strip() else 'the current folder'}; the "
+                          "report goes into a folder of its own, e.g. --out reports/latest")
+    out = Path(out)
     target = out.resolve()
+    here = Path.cwd().resolve()
+    if target == here or target in here.parents:
+        raise ReportError(f"--out {out}: the current folder or one above it; the report goes into a folder of its "
+                          "own, e.g. --out reports/latest")
+    if (target / ".git").exists():
+        raise ReportError(f"--out {out}: a git repository; the report goes into a folder of its own, e.g. --out "
+                          f"{out / 'reports' / 'latest'}")
     for root in roots:
         folder = Path(root).resolve()
         if folder == target or target in folder.parents:
@@ -33,11 +45,16 @@ def check_out(out: Path, roots: Sequence[Path | str], force: bool = False) -> No
                               "replace; choose another --out, e.g. reports/latest")
     check_output_dir(out, "--out", "reports/latest")  # a file in the way, or no permission to write
     foreign = foreign_entries(out) if out.is_dir() else []
-    if foreign and not force:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise ReportError(f"--out {out}: the folder holds files dbsl.report did not write ({shown}); choose a new or "
-                          "empty --out, or pass --force to write the report into it (files of the same name are "
-                          "replaced, nothing else is touched)")
+    if not foreign:
+        return
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    if not (out / MARKER).is_file():
+        raise ReportError(f"--out {out}: the folder holds files dbsl.report did not write ({shown}) and no earlier "
+                          "report of its own; choose a new or empty --out (--force does not change this)")
+    if not force:
+        raise ReportError(f"--out {out}: files were added to this earlier report ({shown}); choose a new --out, or "
+                          "pass --force to write the report into it (its own and same-named files are replaced, the "
+                          "added ones stay)")
 
 
 def written_by_report(folder: Path) -> List[str]:
@@ -65,8 +82,9 @@ def write_marker(folder: Path) -> None:
     (folder / MARKER).write_text(json.dumps({"written_by": "python -m dbsl.report", "files": files}, indent=1) + "\n")
 
 
-def install(work: Path, out: Path, force: bool = False) -> None:
+def install(work: Path, out: Path | str, force: bool = False) -> None:
     """Put the finished report ``work`` (a temporary folder beside ``out``) at ``out``, as :func:`check_out` allowed."""
+    out = Path(out)
     write_marker(work)
     if not out.exists():
         work.rename(out)
