@@ -26,8 +26,9 @@ def _main(argv: List[str]) -> int:
                         "paper's claims")
     parser.add_argument("--prereg", metavar="FILE.md", help="the study's pre-registration (Markdown with YAML front "
                         "matter: endpoint, alpha, correction, seeds, primary contrasts): judged and shown at the top")
-    parser.add_argument("--force", action="store_true", help="write into an --out folder that holds files this "
-                        "tool did not write (same-named files are replaced, nothing else is removed)")
+    parser.add_argument("--force", action="store_true", help="write into an earlier report of this tool's to which "
+                        "files were added (its own and same-named files are replaced, the added ones stay); a folder "
+                        "that is not an earlier report is refused even so")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error in the input")
     args = parser.parse_args(argv)
     report = build_report(args.roots, args.out, figures=not args.no_figures, notes=args.notes, prereg=args.prereg,
