@@ -76,3 +76,18 @@ def identity_hash(config: dict, drop: Sequence[str] = ()) -> str:
     nothing) and setup (drop :data:`SCHEME_KEYS`)."""
     kept = sorted((k, v) for k, v in config.items() if not has_prefix(k, drop))
     return hashlib.sha1(json.dumps(kept, default=str).encode()).hexdigest()[:12]
+
+
+def run_identity(config_tree: dict) -> dict:
+    """What one run is, seed included: its resolved config flattened, without the keys that do not change what it
+    computes (:data:`NON_IDENTITY_KEYS`) or say where it lives. A checkpoint carries it; a resume compares it."""
+    kept = {k: v for k, v in flatten(config_tree).items()
+            if not has_prefix(k, NON_IDENTITY_KEYS + RECORD_ONLY_KEYS) or k == "seed"}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(kept.items())}
+
+
+def identity_difference(stored: dict, wanted: dict, shown: int = 4) -> str:
+    """The keys where two run identities differ, as 'key: stored -> wanted' (the first few)."""
+    keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    text = "; ".join(f"{k}: {stored.get(k, 'unset')} -> {wanted.get(k, 'unset')}" for k in keys[:shown])
+    return text + (f" and {len(keys) - shown} more" if len(keys) > shown else "")

@@ -113,6 +113,7 @@ class RunRecord:
         self.metrics_path = self.dir / "metrics.csv"
         self.checkpoint_path = self.dir / "checkpoint.pt"
         self.final_path = self.dir / FINAL_MODEL
+        self.stamp: dict = {}  # what every checkpoint carries besides the state: the run's identity, its threads
         self._metrics_fh = None
         self._writer = None
 
@@ -176,7 +177,7 @@ class RunRecord:
     # -- checkpoint ----------------------------------------------------------------------------------------
     def save_checkpoint(self, state: dict) -> None:
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch.save({**state, **self.stamp}, buf)
         write_atomic(self.checkpoint_path, buf.getvalue())
 
     def save_final(self, state: dict) -> None:

@@ -12,12 +12,13 @@ from omegaconf import OmegaConf
 
 from .config import Config
 from .data import load_dataset
-from .errors import Diverged
+from .errors import Diverged, RecordError
+from .identity import identity_difference, run_identity
 from .plan import build_plan
 from .ps.context import RunContext
 from .ps.simulated import run_simulated
 from .monitor import Monitor, measured_clock_source
-from .record import RunRecord, environment, git_commit, versions
+from .record import START_AGAIN, RunRecord, environment, git_commit, versions
 from .threads import set_threads
 from .train import pin_cpu_isa, resolve_device
 
@@ -52,6 +53,20 @@ def stop_logging_into(directory: Path) -> None:
                     and Path(handler.baseFilename).resolve().is_relative_to(inside)):
                 logger.removeHandler(handler)
                 handler.close()
+
+
+def check_belongs(record: RunRecord, checkpoint: dict, identity: dict) -> None:
+    """A resume continues only the run the checkpoint was made by: same identity (config and seed), else a
+    RecordError naming both (a checkpoint without one predates the check and proves nothing)."""
+    stored = checkpoint.get("identity")
+    if stored == identity:
+        return
+    if stored is None:
+        raise RecordError(f"{record.checkpoint_path}: carries no run identity (made by an older dbsl), so nothing "
+                          f"proves it belongs to this run; {START_AGAIN} (resume=false does too)")
+    raise RecordError(f"{record.checkpoint_path}: belongs to another run ({identity_difference(stored, identity)}; "
+                      f"checkpoint -> this run's config); resuming would continue that run under this one's name. Run "
+                      f"it with its own config, or {START_AGAIN}")
 
 
 def now() -> str:
@@ -91,16 +106,19 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
         log.info("%s: already completed, skipped (overwrite=true runs it again)", record.dir)
         return {**previous, "skipped": True}
     checkpoint = None
+    identity = run_identity(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
     if previous and cfg.resume:
         checkpoint = record.load_checkpoint()  # a damaged checkpoint stops here (RecordError)
         if checkpoint is not None and checkpoint.get("executor") != cfg.executor.name:
             checkpoint = None  # another executor's state: the run starts again
         if checkpoint is not None:
+            check_belongs(record, checkpoint, identity)  # another run's checkpoint stops here (RecordError)
             record.rows_until(checkpoint["commit"])  # ... and so does a metrics.csv with rows missing
     elif cfg.overwrite:
         record.checkpoint_path.unlink(missing_ok=True)
     pin_cpu_isa(cfg.train.cpu_isa)
     set_threads(cfg.train.threads)
+    record.stamp = {"identity": identity, "threads": torch.get_num_threads()}
     device = resolve_device(cfg.device)
     source = load_dataset(cfg.dataset, cfg.seed)  # a missing or corrupt dataset fails here, before any training
     plan = build_plan(cfg, len(source.train))  # an impossible budget fails here
@@ -110,6 +128,12 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
     if checkpoint is not None:
         summary["resumed_from_commit"] = checkpoint["commit"] + 1
         summary["started"] = previous.get("started", summary["started"])
+        threads = previous.get("threads_per_attempt") or [checkpoint.get("threads")]
+        summary["threads_per_attempt"] = threads + [torch.get_num_threads()]
+        if checkpoint.get("threads") != torch.get_num_threads():
+            log.warning("%s: resumed with %d torch threads where the checkpoint was made with %s; the run goes on, but "
+                        "it is no longer bit-for-bit repeatable (summary.json threads_per_attempt says so)", record.dir,
+                        torch.get_num_threads(), checkpoint.get("threads"))
     record.write_summary(summary)
     record.open_metrics(keep_until_commit=checkpoint["commit"] if checkpoint else None)
     sinks = make_sinks(cfg, summary) + list(extra_sinks)

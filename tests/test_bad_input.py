@@ -321,6 +321,46 @@ def test_a_damaged_record_stops_the_resume_and_overwrite_recovers(case, interrup
     assert [int(r["commit"]) for r in read_metric_rows(run_dir / "metrics.csv")] == list(range(COMMITS))
 
 
+def test_another_runs_checkpoint_is_refused_naming_both_identities(interrupted, tmp_path, capsys, monkeypatch):
+    """Issue 29: a checkpoint of another config (here another seed, and another n_S) in a run folder was resumed and
+    the run recorded as completed with the foreign weights."""
+    monkeypatch.chdir(tmp_path)
+    for other in (["seed=1"], ["scheme=dbsl", "dbsl.num_small=1"]):
+        run_dir = tmp_path / f"run{len(other)}"
+        shutil.copytree(interrupted, run_dir)
+        before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+        code, out, err = invoke("run", FAST + other + ["checkpoint_every=2", f"hydra.run.dir={run_dir}"], capsys,
+                                monkeypatch)
+        assert code == 2, out + err
+        line = one_error_line(err)
+        assert str(run_dir / "checkpoint.pt") in line and "belongs to another run" in line, line
+        named = "seed: 0 -> 1" if other == ["seed=1"] else "dbsl.num_small: 2 -> 1"
+        assert named in line, line
+        assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name in before} == before
+    assert completed_records(tmp_path) == []
+
+
+def test_a_resume_with_other_threads_warns_and_the_summary_says_so(interrupted, tmp_path, capsys, monkeypatch):
+    """Issue 29: resuming with another train.threads was silent, though the run is then no longer bit-for-bit
+    repeatable."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    shutil.copytree(interrupted, run_dir)
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["threads"] == 1
+    threads = torch.get_num_threads()
+    try:
+        code, out, err = invoke("run", [a for a in FAST if a != "train.threads=1"] + [
+            "train.threads=2", "checkpoint_every=2", f"hydra.run.dir={run_dir}"], capsys, monkeypatch)
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, out + err
+    assert "no longer bit-for-bit repeatable" in (run_dir / "run.log").read_text()  # the run's log, and the terminal
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["threads_per_attempt"] == [1, 2]
+
+
 def test_a_diverged_run_ends_as_diverged_and_the_report_leaves_it_out(records, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     results = tmp_path / "results"
