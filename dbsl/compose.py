@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from .config import Config, register, to_config
+from .config import Config, check_overrides, register, to_config
 from .identity import run_dirname
 from .paths import results_subdir
 
@@ -26,6 +26,7 @@ def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> Conf
     """The config a ``python -m dbsl.run <overrides>`` would get, as a validated :class:`Config`."""
     register_all()
     overrides = list(overrides)
+    check_overrides(overrides)
     if not any(o.split("=")[0].lstrip("+") == "output_dir" for o in overrides):
         overrides.append("output_dir=results/runs/compose")
     GlobalHydra.instance().clear()

@@ -19,6 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .data.facts import DATASET_NAMES
 from .errors import UserError
+from .identity import repeated_key
 
 
 class ConfigError(UserError):
@@ -242,9 +243,34 @@ def _migrate(cfg: Config) -> None:
     o.momentum_reset, o.reset_on_phase_change = wanted, None
 
 
+def _non_finite(node, prefix: str = "") -> str | None:
+    """The first float setting that is NaN or infinite (``optim.lr=inf`` parses as a float), or None."""
+    for f in dataclasses.fields(node):
+        value, key = getattr(node, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            found = _non_finite(value, key + ".")
+        elif isinstance(value, list):
+            found = None
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    found = _non_finite(item, f"{key}[{i}].")
+                elif isinstance(item, float) and not math.isfinite(item):
+                    found = f"{key}[{i}]"
+                if found:
+                    break
+        else:
+            found = key if isinstance(value, float) and not math.isfinite(value) else None
+        if found:
+            return found
+    return None
+
+
 def validate(cfg: Config) -> Config:
     """Check ranges and consistency; raise ConfigError naming the key and the fix."""
     _migrate(cfg)
+    bad = _non_finite(cfg)
+    if bad is not None:
+        raise ConfigError(f"{bad}: not a finite number (nan or inf); give a number")
     for key, allowed in CHOICES.items():
         value = _get(cfg, key)
         _require(value in allowed, key, value, f"must be one of {', '.join(allowed)}")
@@ -342,6 +368,15 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> List[str]:
         if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
             found += unknown_keys(child, f"{prefix}{key}.")
     return found
+
+
+def check_overrides(overrides) -> None:
+    """Refuse a key given twice on one command line (``seed=1 seed=2``), which Hydra would settle silently."""
+    key = repeated_key(overrides)
+    if key is not None:
+        given = " ".join(o for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+~") == key)
+        raise ConfigError(f"{key}: given more than once ({given}); give it once (a sweep over values is "
+                          f"{key}=a,b with -m)")
 
 
 def config_from_yaml(path) -> Config:

@@ -34,6 +34,20 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def repeated_key(overrides: Iterable[str]) -> str | None:
+    """The first key given twice among command-line overrides (``seed=1 seed=2``: Hydra keeps the last one
+    silently), or None. Flags (``-m``, ``--cfg``) are not overrides."""
+    seen = set()
+    for override in overrides:
+        if override.startswith("-") or "=" not in override:
+            continue
+        key = override_key(override)
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
+
+
 def identity_overrides(overrides: Iterable[str]) -> list[str]:
     """The overrides that define what a run computes (run labels, W&B tags, a study's spec)."""
     return [o for o in overrides if override_key(o) not in NON_IDENTITY_KEYS]

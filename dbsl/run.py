@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .compose import register_all
-from .config import to_config
+from .config import check_overrides, to_config
 from .errors import Diverged, debug_requested, one_line, reported, set_debug, user_error
 from .ps.launch import torchrun_worker
 from .runner import execute
@@ -103,6 +103,7 @@ def cli() -> None:
     _from_cli = True
     try:
         with reported(INTERRUPTED):
+            check_overrides(sys.argv[1:])
             main()
     finally:
         _from_cli = False

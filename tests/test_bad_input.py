@@ -108,6 +108,10 @@ CASES = [
     ("run", ["experiment=smoke", "optim.lr=abc"], 2, ["optim.lr", "Float"]),
     ("run", ["experiment=smoke", "optim.lrr=0.1"], 2, ["optim.lrr", "spelling"]),
     ("run", ["experiment=smoke", "optim.lr=[1"], 2, ["optim.lr=[1"]),
+    ("run", ["experiment=smoke", "optim.lr=inf"], 2, ["optim.lr", "not a finite number"]),
+    ("plan", ["experiment=smoke", "dbsl.extra_time_ratio=nan"], 2, ["dbsl.extra_time_ratio", "not a finite number"]),
+    ("run", ["experiment=smoke", "seed=1", "seed=2"], 2, ["seed: given more than once", "seed=1 seed=2"]),
+    ("plan", ["experiment=smoke", "scheme=dbsl", "scheme=cpl"], 2, ["scheme: given more than once"]),
     ("run", ["experiment=smoke", "+foo=1"], 2, ["foo: no such setting", "+foo"]),  # Hydra adds it; nothing reads it
     ("plan", ["experiment=smoke", "+train.fast=true"], 2, ["train.fast: no such setting"]),
     ("run", ["experiment=smoke", "scheme=dbsl", "dbsl.num_small=9"], 2, ["dbsl.num_small=9", "ps.num_workers"]),
@@ -359,6 +363,24 @@ def test_a_resume_with_other_threads_warns_and_the_summary_says_so(interrupted, 
     assert "no longer bit-for-bit repeatable" in (run_dir / "run.log").read_text()  # the run's log, and the terminal
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["threads_per_attempt"] == [1, 2]
+
+
+def test_a_metrics_cell_that_is_not_a_number_makes_the_record_malformed(records, tmp_path, capsys, monkeypatch):
+    """Issue 29: a metrics.csv cell holding 'abc' was read as if it were a record (as NaN)."""
+    copy = tmp_path / "records"
+    shutil.copytree(records, copy)
+    path = copy / "runs" / "ok" / "metrics.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    header = lines[0].strip().split(",")
+    cells = lines[-1].rstrip("\n").split(",")
+    cells[header.index("test_top1")] = "abc"
+    path.write_text("".join(lines[:-1]) + ",".join(cells) + "\n")
+    code, out, err = invoke("report", [str(copy), "--out", str(tmp_path / "report"), "--no-figures"], capsys,
+                            monkeypatch)
+    assert code == 0, out + err
+    runs = list(csv.DictReader(open(tmp_path / "report" / "tables" / "runs.csv")))
+    assert runs[0]["status"] == "malformed" and runs[0]["included"] == "False"
+    assert "'abc' in column test_top1 at commit 7" in runs[0]["note"]
 
 
 def test_a_diverged_run_ends_as_diverged_and_the_report_leaves_it_out(records, tmp_path, capsys, monkeypatch):

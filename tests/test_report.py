@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from dbsl.identity import run_identity
 from dbsl.record import RunRecord
 from dbsl.report.__main__ import main
 from dbsl.report.paper import paper_results
@@ -44,9 +46,10 @@ def built(tmp_path_factory):
         # a run that raised: it resumes from a checkpoint that lacks the simulation's state (taken before commit 0,
         # so that metrics.csv need hold no rows)
         failed = root / "runs" / "failed"
-        RunRecord(failed).write_summary({"status": "running"})
-        RunRecord(failed).save_checkpoint({"executor": "simulated", "commit": -1})
         cfg = compose_config(FAST + ["scheme=hybrid", "seed=2", f"output_dir={failed}"])
+        RunRecord(failed).write_summary({"status": "running"})
+        identity = run_identity(OmegaConf.to_container(OmegaConf.structured(cfg)))  # it is this run's checkpoint
+        RunRecord(failed).save_checkpoint({"executor": "simulated", "commit": -1, "identity": identity})
         with pytest.raises(KeyError):
             execute(cfg, ["scheme=hybrid", "seed=2"])
     finally:

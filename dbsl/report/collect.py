@@ -73,12 +73,23 @@ def _run_config(run_dir: Path, summary: dict) -> dict:
     return {k: v for k, v in pairs}
 
 
-def _commits_recorded(run_dir: Path) -> List[int] | None:
-    """The commit numbers of a run's metrics.csv rows (None when the file is missing or unreadable)."""
+def _commits_recorded(run_dir: Path) -> tuple[List[int] | None, str | None]:
+    """The commit numbers of a run's metrics.csv rows (None when the file is missing or unreadable), and the first
+    cell that is not a number (every column is numeric: a cell 'abc' is an edited or damaged file, not a value)."""
     try:
-        return [int(r["commit"]) for r in read_metric_rows(run_dir / "metrics.csv")]
+        rows = read_metric_rows(run_dir / "metrics.csv")
+        commits = [int(r["commit"]) for r in rows]
     except (OSError, ValueError, UnicodeDecodeError):
-        return None
+        return None, None
+    for r in rows:
+        for column, cell in r.items():
+            if cell in ("", None) or column is None:
+                continue
+            try:
+                float(cell)
+            except (TypeError, ValueError):
+                return commits, f"metrics.csv holds {cell!r} in column {column} at commit {r['commit']}, not a number"
+    return commits, None
 
 
 def _row_gaps(commits: List[int] | None, total) -> str | None:
@@ -130,7 +141,7 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
                dataset_size=(summary.get("plan") or {}).get("dataset_size"),
                best_commit=(summary.get("best") or {}).get("commit"), measured_clock=summary.get("measured_clock"),
                cpu=_cpu(summary))
-    commits = _commits_recorded(run_dir)
+    commits, bad_cell = _commits_recorded(run_dir)
     row["commits_recorded"] = None if commits is None else len(commits)
     if status in ("failed", "diverged"):
         row["note"] = f"{status}: {summary.get('error', 'no error recorded')}"
@@ -150,7 +161,7 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
     if lacking:
         row.update(status="malformed", note=f"completed, but summary.json lacks {', '.join(lacking)}")
         return row, None
-    gaps = _row_gaps(commits, summary.get("total_commits"))
+    gaps = _row_gaps(commits, summary.get("total_commits")) or bad_cell
     if gaps:  # the summary would claim more than the record holds
         row.update(status="malformed", note=f"completed, but {gaps}; not averaged (overwrite=true reruns it)")
         return row, config
