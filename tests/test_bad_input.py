@@ -545,3 +545,29 @@ def test_killing_the_server_leaves_no_process(tmp_path):
     while _processes_with(token) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_with(token) == []
+
+
+def test_the_same_run_in_two_folders_counts_once_and_a_conflict_is_named(records, tmp_path, capsys, monkeypatch):
+    """Issue 29: the same run (config and seed) in two result folders was counted as two seeds, and reporting the
+    folders together crashed in the claims' pairing step."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(records, first)
+    shutil.copytree(records, second)
+    code, out, err = invoke("report", [str(first), str(second), "--out", str(tmp_path / "r1"), "--no-figures"],
+                            capsys, monkeypatch)
+    assert code == 0, out + err
+    runs = list(csv.DictReader(open(tmp_path / "r1" / "tables" / "runs.csv")))
+    assert [r["included"] for r in runs].count("True") == 1
+    assert any("an identical copy: counted once" in r["note"] for r in runs)
+    # a copy that finished later with another result: a conflict; the newer copy counts, the other is named
+    summary = json.loads((second / "runs" / "ok" / "summary.json").read_text())
+    summary["final"]["test_top1"] = 0.123
+    summary["finished"] = "2999-01-01T00:00:00+00:00"
+    (second / "runs" / "ok" / "summary.json").write_text(json.dumps(summary))
+    code, out, err = invoke("report", [str(first), str(second), "--out", str(tmp_path / "r2"), "--no-figures"],
+                            capsys, monkeypatch)
+    assert code == 0, out + err
+    runs = {r["run_dir"]: r for r in csv.DictReader(open(tmp_path / "r2" / "tables" / "runs.csv"))}
+    assert runs[str(second / "runs" / "ok")]["included"] == "True"
+    note = runs[str(first / "runs" / "ok")]["note"]
+    assert "differs in final_top1_pct: a conflict" in note and str(second / "runs" / "ok") in note

@@ -140,7 +140,7 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
                executor=summary.get("executor"), seed=summary.get("seed"), total_commits=summary.get("total_commits"),
                dataset_size=(summary.get("plan") or {}).get("dataset_size"),
                best_commit=(summary.get("best") or {}).get("commit"), measured_clock=summary.get("measured_clock"),
-               cpu=_cpu(summary))
+               cpu=_cpu(summary), git_commit=summary.get("git_commit"), finished=summary.get("finished"))
     commits, bad_cell = _commits_recorded(run_dir)
     row["commits_recorded"] = None if commits is None else len(commits)
     if status in ("failed", "diverged"):
@@ -194,7 +194,36 @@ def load_runs(roots: Sequence[Path | str]) -> RunSet:
     for column in (*METRICS, *OPTIONAL_METRICS):
         if column not in runs:
             runs[column] = math.nan
+    _count_each_run_once(runs)
     return RunSet(runs=runs, configs=configs, roots=[Path(r) for r in roots])
+
+
+SAME_RUN = ("cpu", "git_commit", "status", *METRICS)  # what two copies of one run must share to be identical
+
+
+def _count_each_run_once(runs: pd.DataFrame) -> None:
+    """The same run (identity and seed) found in several folders counts once: identical copies silently; copies that
+    differ (another CPU, commit, status or result) are a conflict, named in each left-out copy's note: the newest
+    completed copy counts."""
+    if runs.empty or "group" not in runs:
+        return
+    included = runs[runs["included"]]
+    for _, copies in included.groupby(["group", "seed"], dropna=False):
+        if len(copies) < 2:
+            continue
+        kept = copies.sort_values(["finished", "run_dir"], na_position="first").index[-1]
+        for i in copies.index.drop(kept):
+            differs = [c for c in SAME_RUN if c in runs and not _same(runs.at[i, c], runs.at[kept, c])]
+            runs.at[i, "included"] = False
+            runs.at[i, "note"] = (f"the same run (config and seed) as {runs.at[kept, 'run_dir']}, " + (
+                "an identical copy: counted once" if not differs else
+                f"but it differs in {', '.join(differs)}: a conflict; the newest completed copy, that one, counts"))
+
+
+def _same(a, b) -> bool:
+    both_missing = (a is None or (isinstance(a, float) and math.isnan(a))) and \
+        (b is None or (isinstance(b, float) and math.isnan(b)))
+    return both_missing or a == b
 
 
 # -- groups ----------------------------------------------------------------------------------------------------
