@@ -3,6 +3,7 @@ way or a folder without write permission stops the command with one line that na
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .config import ConfigError
@@ -23,6 +24,18 @@ def check_output_dir(path: Path | str, key: str, example: str = "results") -> Pa
         raise ConfigError(f"{key}={text}: cannot write into {existing} (read-only or no permission); choose a "
                           f"writable {key}")
     return target
+
+
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.=,+-]*"
+
+
+def check_name(name: str, key: str) -> str:
+    """A study name or run label before it becomes a folder name: letters, digits and ``_ . = , + -``, not starting
+    with a dot (no ``/``, ``..`` or hidden names), so that it cannot lead out of its folder."""
+    if not re.fullmatch(NAME_PATTERN, name or "") or ".." in name:
+        raise ConfigError(f"{key}={name!r}: not a usable name (letters, digits and _ . = , + - only, no '/' or "
+                          f"'..'); e.g. {key}=my_study")
+    return name
 
 
 def results_subdir(results_dir: str, subdir: str) -> str:

@@ -39,7 +39,7 @@ from .compose import compose_config
 from .identity import identity_overrides, run_dirname
 from .config import Config, ConfigError
 from .errors import ArgumentParser, Diverged, cli_main
-from .paths import check_output_dir
+from .paths import check_name, check_output_dir
 from .plan import batch_ratio_to_k, build_plan, dataset_size
 from .record import write_atomic
 from .runner import execute
@@ -419,6 +419,7 @@ def _main(argv: Sequence[str]) -> int:
     base = compose_config(args.overrides)
     spec = spec_from_args(args, base)
     name = args.study or f"{base.name}_{base.scheme.name}"
+    check_name(name, "--study")
     tuner = Tuner(spec, name, base)
     tuner.check_budget()
     check_output_dir(tuner.dir, "results_dir")

@@ -120,6 +120,8 @@ CASES = [
     ("plan", ["experiment=smoke", "scheme=dbsl", "dbsl.extra_time_ratio=0.5"], 2, ["dbsl.extra_time_ratio=0.5"]),
     ("sweep", ["no_such_sweep"], 2, ["no_such_sweep", "table8"]),
     ("tune", ["--trials", "0", "experiment=smoke", "scheme=dbsl"], 2, ["--trials=0"]),
+    ("tune", ["--trials", "1", "--study", "../../escape", "experiment=smoke", "scheme=dbsl", "results_dir={tmp}"], 2,
+     ["--study='../../escape'", "not a usable name"]),
     ("tune", ["--trials", "-3", "experiment=smoke", "scheme=dbsl"], 2, ["--trials=-3"]),
     ("tune", ["--trials", "2", "--budget-ratio", "0.5", "experiment=smoke", "scheme=dbsl", "results_dir={tmp}"], 2,
      ["--budget-ratio=0.5", "admits no configuration", "raise it to at least --budget-ratio"]),
