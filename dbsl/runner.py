@@ -18,7 +18,7 @@ from .plan import build_plan
 from .ps.context import RunContext
 from .ps.simulated import run_simulated
 from .monitor import Monitor, measured_clock_source
-from .record import START_AGAIN, RunRecord, environment, git_commit, versions
+from .record import POSTHOC, START_AGAIN, RunRecord, environment, git_commit, versions
 from .threads import set_threads
 from .train import pin_cpu_isa, resolve_device
 
@@ -114,8 +114,9 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
         if checkpoint is not None:
             check_belongs(record, checkpoint, identity)  # another run's checkpoint stops here (RecordError)
             record.rows_until(checkpoint["commit"])  # ... and so does a metrics.csv with rows missing
-    elif cfg.overwrite:
-        record.checkpoint_path.unlink(missing_ok=True)
+    elif cfg.overwrite:  # what the earlier attempt left that this one replaces: its checkpoint and final model
+        for path in (record.checkpoint_path, record.final_path, record.dir / POSTHOC):
+            path.unlink(missing_ok=True)
     pin_cpu_isa(cfg.train.cpu_isa)
     set_threads(cfg.train.threads)
     record.stamp = {"identity": identity, "threads": torch.get_num_threads()}

@@ -292,3 +292,19 @@ def test_a_study_of_arms_judges_each_arm_against_its_own_baseline(tmp_path, monk
         assert row["correction"] == "holm" and row["p_adjusted"] == pytest.approx(row["p"])  # one contrast per arm
     answers = (out / "README.md").read_text().split("## Answers", 1)[1].split("\n## ", 1)[0]
     assert "**Arm A, Primary, dbsl n_S=2.**" in answers and "**Arm B, Primary, dbsl n_S=2.**" in answers
+
+
+def test_overwrite_removes_the_earlier_attempts_final_model_and_checks(window_runs, tmp_path):
+    """A run made again (overwrite=true) must not keep the earlier attempt's final.pt and posthoc.json: the report
+    would read checks of another model."""
+    import shutil
+    from dbsl.compose import compose_config
+
+    run_dir = tmp_path / "again"
+    shutil.copytree(window_runs["summaries"]["baseline", 0]["run_dir"], run_dir)
+    assert (run_dir / "posthoc.json").exists()
+    stale = (run_dir / "final.pt").read_bytes()
+    cfg = compose_config(FAST + ["scheme=baseline", "seed=1", "train.eval_every=4", "train.eval_final_epochs=2",
+                                 "overwrite=true", f"output_dir={run_dir}"])
+    execute(cfg)
+    assert not (run_dir / "posthoc.json").exists() and (run_dir / "final.pt").read_bytes() != stale
