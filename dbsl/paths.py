@@ -1,9 +1,12 @@
 """Output folders are checked before any work: an empty path (say, from an unset shell variable), a file in the
-way or a folder without write permission stops the command with one line that names the key and the fix."""
+way, a folder without write permission or one where no folder can be made stops the command with one line that
+names the key and the fix. Names that become folders are checked too; and :func:`alive` says whether the process
+that made a folder still runs."""
 from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from .config import ConfigError
@@ -23,6 +26,11 @@ def check_output_dir(path: Path | str, key: str, example: str = "results") -> Pa
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{key}={text}: cannot write into {existing} (read-only or no permission); choose a "
                           f"writable {key}")
+    try:  # permissions are not the whole story (/proc, a full or read-only file system): make a folder, remove it
+        os.rmdir(tempfile.mkdtemp(prefix=".dbsl-probe.", dir=existing))
+    except OSError as err:
+        raise ConfigError(f"{key}={text}: cannot create folders in {existing} ({err.strerror}); choose a writable "
+                          f"{key}") from None
     return target
 
 
@@ -42,3 +50,14 @@ def results_subdir(results_dir: str, subdir: str) -> str:
     """Hydra resolver ``${dbsl_output_dir:${results_dir},runs/...}``: the checked run or sweep folder."""
     check_output_dir(results_dir, "results_dir")
     return str(check_output_dir(Path(results_dir) / subdir, "results_dir"))
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True

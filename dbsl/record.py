@@ -19,6 +19,7 @@ names it and the way out (``overwrite=true``).
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -48,19 +49,43 @@ POSTHOC = "posthoc.json"  # the post-hoc checks of final.pt (dbsl.posthoc), read
 START_AGAIN = "run the same command with overwrite=true to start this run again from commit 0"
 
 
+def umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path | str, data: bytes | str) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, fsync, rename. The file gets the modes
+    ``open()`` would give it (0666 less the umask; mkstemp's are 0600, which a colleague or a web server sharing
+    the results cannot read). A full disk or a refused write is a :class:`RecordError` naming the file; the earlier
+    file, if any, is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _write_error(path, err) from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~umask())
             fh.write(data.encode() if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _write_error(path, err) from None
         raise
+
+
+def _write_error(path: Path, err: OSError) -> RecordError:
+    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+           errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only"}.get(err.errno, err.strerror)
+    return RecordError(f"{path}: could not be written ({why}); nothing earlier was lost (the previous version, if "
+                       "any, is as it was); free space or fix the permissions and run the same command again")
 
 
 def git_commit() -> str | None:

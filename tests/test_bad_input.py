@@ -105,6 +105,7 @@ CASES = [
     ("run", ["experiment=smoke", "results_dir="], 2, ["results_dir=''", "empty"]),
     ("run", ["experiment=smoke", "results_dir={file}"], 2, ["results_dir={file}", "is a file"]),
     ("run", ["experiment=smoke", "results_dir={file}/results"], 2, ["{file} is a file"]),
+    ("run", ["experiment=smoke", "results_dir=/proc/x"], 2, ["results_dir=/proc/x", "cannot create folders in /proc"]),
     ("run", ["experiment=smoke", "optim.lr=abc"], 2, ["optim.lr", "Float"]),
     ("run", ["experiment=smoke", "optim.lrr=0.1"], 2, ["optim.lrr", "spelling"]),
     ("run", ["experiment=smoke", "optim.lr=[1"], 2, ["optim.lr=[1"]),
@@ -573,3 +574,84 @@ def test_the_same_run_in_two_folders_counts_once_and_a_conflict_is_named(records
     assert runs[str(second / "runs" / "ok")]["included"] == "True"
     note = runs[str(first / "runs" / "ok")]["note"]
     assert "differs in final_top1_pct: a conflict" in note and str(second / "runs" / "ok") in note
+
+
+def test_records_and_reports_follow_the_umask(records, tmp_path, capsys, monkeypatch):
+    """Issue 29: records were written 0600 and report folders 0700 (mkstemp, mkdtemp): a colleague sharing the
+    results folder could not read them. With umask 022 a file is 0644 and a folder 0755, as open() and mkdir give."""
+    import stat
+
+    from dbsl.record import RunRecord
+
+    old = os.umask(0o022)
+    try:
+        RunRecord(tmp_path / "run").write_summary({"status": "running"})
+        assert stat.S_IMODE((tmp_path / "run" / "summary.json").stat().st_mode) == 0o644
+        assert invoke("report", [str(records), "--out", str(tmp_path / "rep"), "--no-figures"], capsys,
+                      monkeypatch)[0] == 0
+        assert stat.S_IMODE((tmp_path / "rep").stat().st_mode) == 0o755
+        assert stat.S_IMODE((tmp_path / "rep" / "README.md").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_a_full_disk_is_one_line_and_the_earlier_file_stays(tmp_path, monkeypatch):
+    """Issue 29: ENOSPC while writing a record ended in a traceback. The write is atomic, so the earlier summary
+    stays; the error names the file and what to do."""
+    import errno
+
+    from dbsl.errors import user_error
+    from dbsl.record import RunRecord, write_atomic
+
+    record = RunRecord(tmp_path / "run")
+    record.write_summary({"status": "running"})
+    before = (tmp_path / "run" / "summary.json").read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(Exception) as caught:
+        record.write_summary({"status": "completed"})
+    assert user_error(caught.value) is caught.value  # a user-facing error: one line, no traceback
+    assert "summary.json: could not be written (the disk is full)" in str(caught.value)
+    assert (tmp_path / "run" / "summary.json").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["summary.json"]  # no temporary file left
+    # a refused write (a read-only file system, no permission) the same way
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EROFS, "Read-only")))
+    with pytest.raises(Exception, match="could not be written \\(the file system is read-only\\)"):
+        write_atomic(tmp_path / "run" / "summary.json", "{}")
+    assert (tmp_path / "run" / "summary.json").read_bytes() == before
+
+
+def test_a_killed_reports_staging_folder_is_removed_by_the_next_report(records, tmp_path, capsys, monkeypatch):
+    """Issue 29: a `.rep_out.XXXX` staging folder stayed next to the report after SIGKILL. The next report removes
+    staging folders marked as its own whose process is gone, and nothing else."""
+    from dbsl.report.outdir import STAGING
+
+    stale = tmp_path / ".rep_out.abc123"
+    stale.mkdir()
+    (stale / STAGING).write_text("999999999\n")  # no such process
+    (stale / "README.md").write_text("half a report\n")
+    theirs = tmp_path / ".rep_out.notes"  # a folder of somebody's that merely looks like one
+    theirs.mkdir()
+    (theirs / "mine.txt").write_text("keep\n")
+    assert invoke("report", [str(records), "--out", str(tmp_path / "rep_out"), "--no-figures"], capsys,
+                  monkeypatch)[0] == 0
+    assert not stale.exists() and (theirs / "mine.txt").read_text() == "keep\n"
+    assert not (tmp_path / "rep_out" / STAGING).exists()
+
+
+def test_a_full_disk_while_writing_a_report_is_one_line(records, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from dbsl.report import render
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(render.Table, "write", full)
+    code, out, err = invoke("report", [str(records), "--out", str(tmp_path / "rep"), "--no-figures"], capsys,
+                            monkeypatch)
+    assert code == 2 and "the report could not be written (No space left on device)" in one_error_line(err)
+    assert not (tmp_path / "rep").exists() and not list(tmp_path.glob(".rep.*"))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
 
 from ..config import ConfigError
+from ..paths import alive
 
 log = logging.getLogger("dbsl")
 
@@ -72,7 +73,7 @@ def die_with(pid: int) -> None:
         except ProcessLookupError:
             fd = None  # gone already
         except (AttributeError, OSError):  # no pidfd (old kernel or Python): poll
-            while _alive(pid):
+            while alive(pid):
                 time.sleep(0.5)
             fd = None
         if fd is not None:
@@ -80,16 +81,6 @@ def die_with(pid: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="dbsl-server-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _guarded(server: int, target: Callable, *args) -> None:

@@ -3,8 +3,8 @@ only once it is complete (a crash leaves the previous report as it was); :mod:`.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Sequence
@@ -21,7 +21,7 @@ from .finalmodel import final_model_tables
 from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
                        validation_table)
 from .html import Section, index_html, readme
-from .outdir import check_out, install
+from .outdir import check_out, install, remove_stale_staging, staging_folder
 from .paper import paper_tables
 from .params import paper_parameter_tables
 from .prereg import demote_headings, read_prereg
@@ -52,7 +52,8 @@ def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = T
     excluded = runset.runs[~runset.runs["included"]]
     problems = [f"{r.run_dir}: {r.note}" for r in excluded.itertuples()]
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    remove_stale_staging(out)
+    work = staging_folder(out)
     try:
         report = Report(out, runset, problems=problems)
         sections = _sections(report, groups, roots, work, figures, notes, notes_text, plan)
@@ -62,8 +63,12 @@ def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = T
         (work / "README.md").write_text(readme(title, sections))
         (work / "index.html").write_text(index_html(title, sections))
         install(work, out, force)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(work, ignore_errors=True)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+            raise ReportError(f"--out {out}: the report could not be written ({err.strerror}); the previous report, "
+                              "if any, is as it was; free space or fix the permissions and run the same command "
+                              "again") from None
         raise
     return report
 

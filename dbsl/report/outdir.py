@@ -17,10 +17,34 @@ import tempfile
 from pathlib import Path
 from typing import List, Sequence
 
-from ..paths import check_output_dir
+from ..paths import alive, check_output_dir
+from ..record import umask
 from .collect import ReportError
 
 MARKER = ".dbsl-report.json"
+STAGING = ".dbsl-report-staging"  # inside a folder the report is still writing: proves the folder is its own
+
+
+def staging_folder(out: Path) -> Path:
+    """A new folder beside ``out`` to build the report in (modes as the umask gives new folders; mkdtemp's 0700
+    would keep a shared results folder's readers out), marked as the report's own."""
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    work.chmod(0o777 & ~umask())
+    (work / STAGING).write_text(f"{os.getpid()}\n")
+    return work
+
+
+def remove_stale_staging(out: Path) -> None:
+    """Remove staging folders an earlier report left beside ``out`` when it was killed (only those that carry the
+    staging marker, and whose process is gone)."""
+    for folder in out.parent.glob(f".{out.name}.*"):
+        marker = folder / STAGING
+        try:
+            pid = int(marker.read_text().strip())
+        except (OSError, ValueError):
+            continue  # not a staging folder of the report's: left alone
+        if pid != os.getpid() and not alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_out(out: Path | str, roots: Sequence[Path | str], force: bool = False) -> None:
@@ -85,6 +109,7 @@ def write_marker(folder: Path) -> None:
 def install(work: Path, out: Path | str, force: bool = False) -> None:
     """Put the finished report ``work`` (a temporary folder beside ``out``) at ``out``, as :func:`check_out` allowed."""
     out = Path(out)
+    (work / STAGING).unlink()
     write_marker(work)
     if not out.exists():
         work.rename(out)
