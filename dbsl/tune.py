@@ -23,6 +23,7 @@ import dataclasses
 import json
 import logging
 import math
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -195,12 +196,59 @@ class Tuner:
 
 
 # ----------------------------------------------------------------------------------------------------- a study
+def check_storage(url: str) -> str:
+    """An Optuna storage URL that can be opened (its database driver exists, an SQLite file's folder exists); a
+    ConfigError naming it otherwise, before any trial."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as err:
+        raise ConfigError(f"--storage={url!r}: not a database URL Optuna can open ({err}); use e.g. "
+                          "sqlite:///studies.db, or leave --storage out for the study's journal file") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():
+            raise ConfigError(f"--storage={url}: the folder {folder} does not exist; create it or give another path")
+    return url
+
+
+def checked_journal(path: Path) -> Path:
+    """The study's journal, checked before Optuna reads it: a torn last line (a process killed while appending) is
+    set aside in a backup beside it, with a warning, and the study goes on; any other line that is not a journal
+    entry is a ConfigError naming the file and the line (Optuna would stop with a raw JSONDecodeError)."""
+    if not path.exists():
+        return path
+    data = path.read_bytes()
+    *lines, tail = data.split(b"\n")
+    for number, line in enumerate(lines, 1):
+        try:
+            json.loads(line)
+        except ValueError:
+            raise ConfigError(f"{path}: line {number} is not a journal entry (damaged or edited); restore the file, "
+                              "or continue in a new --study") from None
+    if tail.strip():
+        try:
+            json.loads(tail)
+            complete = data + b"\n"  # a whole entry without its newline: the next append would glue onto it
+        except ValueError:
+            complete = data[:len(data) - len(tail)]
+        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.bak")
+        backup.write_bytes(data)
+        write_atomic(path, complete)
+        log.warning("%s ended in an incomplete line (a process stopped while writing it); the file as it was is kept "
+                    "in %s, the study goes on without that line", path, backup)
+    return path
+
+
 def open_study(spec: TuneSpec, name: str, folder: Path, storage: Optional[str], seed: int,
                pruner: str) -> optuna.Study:
     """Create the study, or load it and check it searches the same thing."""
     folder.mkdir(parents=True, exist_ok=True)
     if storage is None:
-        storage = JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+        storage = JournalStorage(JournalFileBackend(str(checked_journal(folder / "journal.log"))))
     directions = ["maximize"] if spec.objective == "accuracy" else ["maximize", "minimize"]
     try:
         existing = optuna.load_study(study_name=name, storage=storage)
@@ -416,6 +464,7 @@ def _main(argv: Sequence[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = build_parser().parse_intermixed_args(argv)
+    storage = None if args.storage is None else check_storage(args.storage)
     base = compose_config(args.overrides)
     spec = spec_from_args(args, base)
     name = args.study or f"{base.name}_{base.scheme.name}"
@@ -423,7 +472,7 @@ def _main(argv: Sequence[str]) -> int:
     tuner = Tuner(spec, name, base)
     tuner.check_budget()
     check_output_dir(tuner.dir, "results_dir")
-    study = open_study(spec, name, tuner.dir, args.storage, args.seed, args.pruner)
+    study = open_study(spec, name, tuner.dir, storage, args.seed, args.pruner)
     if tuner.budget is not None:
         log.info("modelled-time budget: %.4g s", tuner.budget)
     retry_interrupted(study)

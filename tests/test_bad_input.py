@@ -121,6 +121,10 @@ CASES = [
     ("plan", ["experiment=smoke", "scheme=dbsl", "dbsl.extra_time_ratio=0.5"], 2, ["dbsl.extra_time_ratio=0.5"]),
     ("sweep", ["no_such_sweep"], 2, ["no_such_sweep", "table8"]),
     ("tune", ["--trials", "0", "experiment=smoke", "scheme=dbsl"], 2, ["--trials=0"]),
+    ("tune", ["--storage", "bogus://x", "experiment=smoke", "scheme=dbsl"], 2, ["--storage='bogus://x'",
+                                                                                 "not a database URL"]),
+    ("tune", ["--storage", "sqlite:///{tmp}/no/such/x.db", "experiment=smoke", "scheme=dbsl"], 2,
+     ["the folder {tmp}/no/such does not exist"]),
     ("tune", ["--trials", "1", "--study", "../../escape", "experiment=smoke", "scheme=dbsl", "results_dir={tmp}"], 2,
      ["--study='../../escape'", "not a usable name"]),
     ("tune", ["--trials", "-3", "experiment=smoke", "scheme=dbsl"], 2, ["--trials=-3"]),
@@ -655,3 +659,22 @@ def test_a_full_disk_while_writing_a_report_is_one_line(records, tmp_path, capsy
                             monkeypatch)
     assert code == 2 and "the report could not be written (No space left on device)" in one_error_line(err)
     assert not (tmp_path / "rep").exists() and not list(tmp_path.glob(".rep.*"))
+
+
+def test_a_torn_journal_line_is_set_aside_and_garbage_is_named(tmp_path, caplog):
+    """Issue 29: a torn or garbage journal.log ended `dbsl.tune` in a raw JSONDecodeError, and after a torn last
+    line every append broke the study for good."""
+    from dbsl.config import ConfigError
+    from dbsl.tune import checked_journal
+
+    journal = tmp_path / "journal.log"
+    whole = b'{"op_code": 0, "worker_id": "a"}\n{"op_code": 1, "worker_id": "a"}\n'
+    journal.write_bytes(whole + b'{"op_code": 5, "wor')
+    with caplog.at_level("WARNING", logger="dbsl"):
+        assert checked_journal(journal) == journal
+    assert journal.read_bytes() == whole  # the study goes on from its whole entries
+    [backup] = tmp_path.glob("journal.log.*.bak")
+    assert backup.read_bytes().endswith(b'{"op_code": 5, "wor') and "incomplete line" in caplog.text
+    journal.write_bytes(b'{"op_code": 0}\nnot json at all\n{"op_code": 1}\n')
+    with pytest.raises(ConfigError, match="journal.log: line 2 is not a journal entry"):
+        checked_journal(journal)
