@@ -27,7 +27,7 @@ from .config import check_overrides, to_config
 from .errors import Diverged, debug_requested, one_line, reported, set_debug, user_error
 from .ps.launch import torchrun_worker
 from .runner import execute
-from .sweep.outcomes import any_job_failed, job_outcome, sweep_exit_code, write_job_outcome
+from .sweep.outcomes import any_job_failed, job_outcome, sweep_exit_code, write_job_outcome, write_job_started
 from .threads import set_threads
 
 log = logging.getLogger("dbsl")
@@ -59,10 +59,36 @@ def share_cores(dcfg: DictConfig) -> None:
     set_threads(OmegaConf.select(dcfg, "train.threads", default=0), (os.cpu_count() or 1) if n_jobs < 0 else n_jobs)
 
 
+class RunLabel(logging.Filter):
+    """Puts a run's short label in front of each of its log lines: the parallel runs of a sweep share a terminal."""
+
+    def __init__(self, label: str):
+        super().__init__()
+        self.label = label
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "run_label", None):
+            record.run_label = self.label
+            record.msg = f"[{self.label}] {record.msg}"
+        return True
+
+
+def label_log_lines(label: str) -> None:
+    """Label this job's log lines (a launcher's worker process may run several jobs: the last label replaces the
+    earlier one)."""
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, RunLabel)]:
+            handler.removeFilter(old)
+        handler.addFilter(RunLabel(label))
+
+
 def sweep_job(dcfg: DictConfig) -> dict:
     """One job of a multirun: run it, record its outcome, and keep the sweep going whatever happens to it."""
     hc = HydraConfig.get()
     overrides, run_dir = list(hc.overrides.task), hc.runtime.output_dir
+    label_log_lines(f"#{hc.job.num} {hc.job.override_dirname or 'default'}")
+    if not torchrun_worker():
+        write_job_started(hc.sweep.dir, hc.job.num)
     if OmegaConf.select(dcfg, "fail_fast", default=False) and any_job_failed(hc.sweep.dir):
         outcome = job_outcome("cancelled", run_dir, overrides, error="not started: an earlier run failed (fail_fast)")
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -113,6 +114,11 @@ def test_named_preset_with_a_failing_run_finishes_the_others_and_reports_it(tmp_
         (log_file,) = run_dir.glob("wandb/offline-run-*/*.wandb")
         (run,) = [r.run for r in read_wandb_records(log_file) if r.WhichOneof("record_type") == "run"]
         assert run.run_group == "two_grids" and run.job_type == read_summary(run_dir)["scheme"]
+    # progress over both grids (k/N with an ETA), and every log line of a run carries its label
+    assert "sweep two_grids: 3/3 runs done (2 completed, 0 skipped, 1 failed), 0 running" in proc.stderr
+    assert re.search(r"sweep two_grids: [12]/3 runs done .* ETA \d+:\d\d:\d\d", proc.stderr), proc.stderr
+    labelled = [line for line in (proc.stdout + proc.stderr).splitlines() if "epoch 1/" in line]
+    assert labelled and all(re.search(r"\] - \[#\d+ .*scheme=(dbsl|baseline)", line) for line in labelled), labelled
     # the closing table covers both grids
     assert "sweep two_grids (all grids)" in proc.stdout
     assert "2 completed, 0 skipped, 1 failed, 0 cancelled" in proc.stdout

@@ -18,6 +18,7 @@ import argparse
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +27,13 @@ from typing import List, Sequence
 import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from rich.console import Console
 
 from ..config import Config
 from ..errors import ArgumentParser, UserError, cli_main
 from ..identity import override_key
-from .outcomes import read_sweep_summary
-from .table import print_outcomes
+from .outcomes import job_progress, read_sweep_summary
+from .table import OUTCOMES, print_outcomes
 
 PRESET_KEYS = {"description", "grids"}
 
@@ -101,16 +103,75 @@ def sweep_dir(preset: Preset, extra: Sequence[str]) -> Path:
     return Path(values.get("results_dir", Config.results_dir)) / "sweeps" / values.get("sweep_name", preset.name)
 
 
+class Progress:
+    """While one grid runs: a line whenever the sweep's counts change, k/N runs done (completed, skipped, failed),
+    how many are running, the elapsed time and an ETA from the pace of the runs that trained (skipped ones take no
+    time). It reads the jobs' marker and outcome files (dbsl.sweep.outcomes), so it works with any launcher."""
+
+    def __init__(self, name: str, folder: Path, grid_total: int, state: dict, every: float = 2.0):
+        self.name, self.folder, self.grid_total, self.state, self.every = name, folder, grid_total, state, every
+        self.since, self.stop = time.time(), threading.Event()
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line, also in a log file
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        counts = self._look()
+        self._show(counts)
+        self.state["done"] += sum(counts[k] for k in OUTCOMES)
+        for key in OUTCOMES:
+            self.state["counts"][key] = self.state["counts"].get(key, 0) + counts[key]
+
+    def _look(self) -> dict:
+        return job_progress(self.folder, self.since)
+
+    def _show(self, counts: dict) -> None:
+        text = self.line(counts)
+        if text.split(", elapsed")[0] != self.state.get("shown"):  # a line when the counts change, not the clock
+            self.state["shown"] = text.split(", elapsed")[0]
+            self.console.print(text)
+
+    def _watch(self) -> None:
+        while not self.stop.wait(self.every):
+            self._show(self._look())
+
+    def line(self, counts: dict) -> str:
+        state, grid_done = self.state, sum(counts[k] for k in OUTCOMES)
+        done = state["done"] + grid_done
+        total = {k: state["counts"].get(k, 0) + counts[k] for k in OUTCOMES}
+        running = max(0, counts["started"] - grid_done)
+        elapsed = time.time() - state["started"]
+        trained = total["completed"] + total["failed"] + total["diverged"]
+        eta = ("finished" if done >= state["total"] else
+               f"ETA {_clock(elapsed / trained * (state['total'] - done))}" if trained else "ETA after the first run")
+        return (f"[bold]sweep {self.name}: {done}/{state['total']} runs done[/bold] ({total['completed']} completed, "
+                f"{total['skipped']} skipped, {total['failed'] + total['diverged']} failed), {running} running, "
+                f"elapsed {_clock(elapsed)}, {eta}")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
 def run_preset(preset: Preset, extra: Sequence[str], dry_run: bool = False) -> int:
     """Run every grid of ``preset``; print the runs this call touched; 1 if any failed."""
     fail_fast = any(o in ("fail_fast=true", "fail_fast=True") for o in extra)
     started, status = time.time(), 0
+    progress = {"total": sum(len(expand_jobs(c[4:])) for c in sweep_commands(preset, extra)), "done": 0,
+                "counts": {}, "started": started}
     for command in sweep_commands(preset, extra):
         overrides = command[4:]
         print(f"$ {shlex.join(command)}\n  {len(expand_jobs(overrides))} runs", flush=True)
         if dry_run:
             continue
-        code = subprocess.call(command)
+        with Progress(preset.name, sweep_dir(preset, extra), len(expand_jobs(overrides)), progress):
+            code = subprocess.call(command)
         if code == 2:  # bad input for the whole grid (its one-line error is printed): the other grids share it
             return 2
         if code:

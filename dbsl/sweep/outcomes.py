@@ -43,6 +43,25 @@ def job_outcome(status: str, run_dir: str, overrides: Iterable[str], summary: di
             "error": error or summary.get("error"), "updated": time.time()}
 
 
+def write_job_started(sweep_dir: Path | str, job_num: int) -> None:
+    """Mark a job as started (``.jobs/<num>.started``), so that a watcher can count the runs in progress."""
+    folder = Path(sweep_dir) / JOBS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{job_num}.started").write_text(f"{time.time()}\n")
+
+
+def job_progress(sweep_dir: Path | str, since: float = 0.0) -> dict:
+    """Counts of the current multirun's jobs (files written at or after ``since``): started, and each outcome of
+    those that ended."""
+    folder = Path(sweep_dir) / JOBS_DIR
+    try:
+        started = sum(1 for p in folder.glob("*.started") if p.stat().st_mtime >= since)
+        outcomes = [o for o in read_job_outcomes(sweep_dir) if o.get("updated", 0) >= since]
+    except (OSError, ValueError):  # a file being replaced or a folder being cleared: the next look sees it
+        started, outcomes = 0, []
+    return {"started": started, **count_outcomes(outcomes)}
+
+
 def write_job_outcome(sweep_dir: Path | str, job_num: int, outcome: dict) -> None:
     from ..record import write_atomic  # imported here: the sweep driver reads summaries without loading torch
 
