@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import logging
 import math
 import sys
 from dataclasses import asdict, dataclass, field
@@ -19,11 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from .compose import compose_config
-from .config import Config
+from .config import Config, ConfigError
 from .data.facts import DATASETS
 from .errors import cli_main
 from .timemodel import (BudgetError, HardwareProfile, data_split, extra_time_ratio_for, profile_from_config,
                         small_batch, update_factor)
+
+log = logging.getLogger("dbsl")
 
 # Batches per mini-epoch of d samples at batch B (train.steps): the journal code trains round(d/B) full batches
 # (tf.data take()); the COMPSAC code's generator yields ceil(d/B), the last one partial.
@@ -161,6 +164,16 @@ def stage_boundaries(cfg: Config) -> List[Tuple[int, int, int, int]]:
         for j in range(count):
             if cuts[j + 1] > cuts[j]:
                 phases.append((i, j, cuts[j], cuts[j + 1]))
+    short = [hi - lo for lo, hi in zip(stage_starts, stage_ends) if hi - lo < count]
+    if count > 1 and all(r == last for _, r, _, _ in phases):
+        lengths = ", ".join(str(hi - lo) for lo, hi in zip(stage_starts, stage_ends))
+        raise ConfigError(f"scheme.cyclic: CPL has no cycle here: every LR stage ({lengths} epochs) is shorter than "
+                          f"one epoch per resolution ({count}), "
+                          f"so every epoch would train at {s.resolutions[-1]} px; lengthen schedule.epochs, move "
+                          "optim.lr_milestones or give schedule.cycle_ends")
+    if count > 1 and short:
+        log.warning("CPL: %d LR stage(s) of %s epoch(s) hold fewer than one epoch per resolution (%d): they skip the "
+                    "lower resolutions", len(short), "/".join(map(str, short)), count)
     return phases
 
 

@@ -117,6 +117,8 @@ CASES = [
     ("plan", ["experiment=smoke", "+train.fast=true"], 2, ["train.fast: no such setting"]),
     ("run", ["experiment=smoke", "scheme=dbsl", "dbsl.num_small=9"], 2, ["dbsl.num_small=9", "ps.num_workers"]),
     ("run", ["experiment=smoke", "dataset=cifar100", "dataset.root={tmp}"], 2, ["CIFAR-100 not found", "dataset.root"]),
+    ("plan", ["experiment=smoke", "scheme=cpl", "schedule.epochs=3", "optim.lr_milestones=[1,2]",
+              "schedule.cycle_ends=[]"], 2, ["scheme.cyclic: CPL has no cycle", "1, 1, 1 epochs", "optim.lr_milestones"]),
     ("plan", ["experiment=paper_cifar10"], 2, ["experiment=paper_cifar10", "paper_cifar100"]),
     ("plan", ["experiment=smoke", "scheme=dbsl", "dbsl.extra_time_ratio=0.5"], 2, ["dbsl.extra_time_ratio=0.5"]),
     ("sweep", ["no_such_sweep"], 2, ["no_such_sweep", "table8"]),
