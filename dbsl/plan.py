@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .compose import compose_config
-from .config import Config, ConfigError
+from .config import Config
 from .data.facts import DATASETS
 from .errors import cli_main
 from .timemodel import (BudgetError, HardwareProfile, data_split, extra_time_ratio_for, profile_from_config,
@@ -167,11 +167,10 @@ def stage_boundaries(cfg: Config) -> List[Tuple[int, int, int, int]]:
     short = [hi - lo for lo, hi in zip(stage_starts, stage_ends) if hi - lo < count]
     if count > 1 and all(r == last for _, r, _, _ in phases):
         lengths = ", ".join(str(hi - lo) for lo, hi in zip(stage_starts, stage_ends))
-        raise ConfigError(f"scheme.cyclic: CPL has no cycle here: every LR stage ({lengths} epochs) is shorter than "
-                          f"one epoch per resolution ({count}), "
-                          f"so every epoch would train at {s.resolutions[-1]} px; lengthen schedule.epochs, move "
-                          "optim.lr_milestones or give schedule.cycle_ends")
-    if count > 1 and short:
+        log.warning("CPL has no cycle here: every LR stage (%s epochs) is shorter than one epoch per resolution (%d), "
+                    "so every epoch trains at %d px, as without CPL; lengthen schedule.epochs, move "
+                    "optim.lr_milestones or give schedule.cycle_ends", lengths, count, s.resolutions[-1])
+    elif count > 1 and short:
         log.warning("CPL: %d LR stage(s) of %s epoch(s) hold fewer than one epoch per resolution (%d): they skip the "
                     "lower resolutions", len(short), "/".join(map(str, short)), count)
     return phases

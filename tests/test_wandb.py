@@ -140,8 +140,9 @@ def test_an_unreachable_server_falls_back_to_offline(compose, tmp_path, monkeypa
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setattr(sink, "INIT_TIMEOUT", 3.0)
+    monkeypatch.setattr(sink, "_reachable", {})
     cfg = compose([*TINY, "logger=wandb", f"output_dir={tmp_path / 'run'}"])
-    assert sink.resolve_mode(cfg.logger.mode) == "online"
+    assert sink.resolve_mode(cfg.logger.mode) == "offline"  # the server does not answer: offline before W&B starts
     wandb_sink = sink.WandbSink(cfg, {"overrides": []})
     assert wandb_sink.mode == "offline" and wandb_sink.run is not None
     wandb_sink.log_commit({"commit": 0, "train_loss": 1.5})
@@ -158,12 +159,54 @@ def test_mode_rules(tmp_path, monkeypatch, no_credentials):
     assert sink.resolve_mode("auto") == "disabled"
     assert sink.resolve_mode("offline") == "offline"  # an explicit logger.mode wins over the environment
     monkeypatch.delenv("WANDB_MODE")
-    (tmp_path / "no-netrc").write_text("machine api.wandb.ai login user password " + "k" * 40 + "\n")
-    (tmp_path / "no-netrc").chmod(0o600)
-    assert sink.has_api_key() and sink.resolve_mode("auto") == "online"
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:  # a W&B server that answers: a listening local port
+        host = f"127.0.0.1:{server.getsockname()[1]}"
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://{host}")
+        monkeypatch.setattr(sink, "_reachable", {})
+        (tmp_path / "no-netrc").write_text(f"machine {host} login user password " + "k" * 40 + "\n")
+        (tmp_path / "no-netrc").chmod(0o600)
+        assert sink.has_api_key() and sink.resolve_mode("auto") == "online"
 
 
 def test_tags_leave_out_where_and_how_a_run_goes():
     tags = sink.run_tags(["scheme=dbsl", "results_dir=/x", "train.threads=1", "hydra/launcher=joblib",
                           "dataset.name=" + "x" * 80], ["paper"])
     assert tags == ["scheme=dbsl", ("dataset.name=" + "x" * 80)[:64], "paper"]
+
+
+def test_an_api_key_but_no_server_goes_offline_at_once_and_sync_and_save_end_cleanly(tmp_path, monkeypatch, caplog,
+                                                                                     capsys):
+    """Issue 29: with an API key and no network, every run waited 30 s for W&B, `sync` hung and `dashboard --save`
+    ended in a traceback. A server that does not accept a connection (here: a closed port on 127.0.0.1, a real
+    refusal) is noticed in a few seconds, said once, and W&B goes offline."""
+    import socket
+    import time
+
+    from dbsl.sinks import sync, wandb as sink
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens on it now
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setattr(sink, "_reachable", {})
+    start = time.perf_counter()
+    with caplog.at_level("WARNING", logger="dbsl"):
+        assert sink.resolve_mode("auto") == "offline" and sink.resolve_mode("online") == "offline"
+    assert time.perf_counter() - start < sink.REACH_TIMEOUT + 1
+    assert caplog.text.count("does not answer") == 1  # said once
+    run = tmp_path / "results" / "r" / "wandb" / "offline-run-1"
+    run.mkdir(parents=True)
+    assert sync.main([str(tmp_path / "results")]) == 1
+    err = capsys.readouterr().err
+    assert "does not answer" in err and "Traceback" not in err
+    from dbsl.sinks import dashboard
+
+    assert dashboard.main(["smoke", "--save", "--records", str(tmp_path / "results"), "--out",
+                           str(tmp_path / "spec.json")]) == 1
+    err = capsys.readouterr().err
+    assert "does not answer" in err and "Traceback" not in err

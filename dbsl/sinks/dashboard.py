@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
 from ..record import write_atomic
-from .wandb import STEP_METRIC, WORKER_TIMES, has_api_key, worker_key
+from .wandb import REACH_TIMEOUT, STEP_METRIC, WORKER_TIMES, has_api_key, server_answers, server_host, worker_key
 
 DEFAULT_WORKERS = 4  # ps.num_workers when the group has no run records here
 GROUP_BY = ("scheme.name", "plan.num_small")  # W&B config keys: one line per scheme and n_S
@@ -137,6 +137,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.save and not has_api_key():
         print(f"error: no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `just dashboard {args.group} "
               "--save` again; without --save the spec is written offline", file=sys.stderr)
+        return 1
+    if args.save and not server_answers():
+        host, port = server_host()
+        print(f"error: the W&B server {host}:{port} does not answer within {REACH_TIMEOUT:g} s (no network?); run "
+              f"`just dashboard {args.group}` without --save to write the spec offline, and --save again when it "
+              "answers", file=sys.stderr)
         return 1
     claims, workers = claims_markdown(folders)
     if not claims:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .wandb import has_api_key
+from .wandb import REACH_TIMEOUT, has_api_key, server_answers, server_host
 
 
 def pending_runs(roots: Sequence[Path | str]) -> list[Path]:
@@ -38,6 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not has_api_key():
         print("error: no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `just sync` again",
               file=sys.stderr)
+        return 1
+    if not server_answers():
+        host, port = server_host()
+        print(f"error: the W&B server {host}:{port} does not answer within {REACH_TIMEOUT:g} s (no network?); the "
+              "offline runs stay as they are: run `just sync` again when it answers", file=sys.stderr)
         return 1
     return subprocess.call([sys.executable, "-m", "wandb", "sync", *map(str, runs)])
 

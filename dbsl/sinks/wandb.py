@@ -12,7 +12,8 @@ evaluation and waiting seconds (``worker/<rank>/<kind>_time``), which the simula
 
 Mode (``logger.mode``): ``auto`` follows ``$WANDB_MODE`` if set, else runs online when an API key is found
 (``$WANDB_API_KEY`` or ~/.netrc) and offline otherwise. Without a key it never goes online, so it never prompts;
-an online start that fails (no network) falls back to offline after ``INIT_TIMEOUT`` seconds. Offline runs are
+a server that does not accept a connection within ``REACH_TIMEOUT`` seconds (no network) means offline, said once;
+an online start that still fails falls back to offline after ``INIT_TIMEOUT`` seconds. Offline runs are
 uploaded later with ``just sync`` (python -m dbsl.sinks.sync). Any W&B error is logged and W&B is dropped: the run
 and its record on disk never depend on it.
 """
@@ -23,6 +24,7 @@ import logging
 import netrc
 import os
 import shutil
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -64,6 +66,29 @@ def has_api_key() -> bool:
         return False
 
 
+REACH_TIMEOUT = 3.0  # seconds to wait for the W&B server to accept a connection
+_reachable: dict = {}  # host -> answer, once per process
+
+
+def server_host() -> tuple[str, int]:
+    """The W&B server's host and port ($WANDB_BASE_URL, else api.wandb.ai over HTTPS)."""
+    url = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+
+
+def server_answers(timeout: float = REACH_TIMEOUT) -> bool:
+    """Whether the W&B server accepts a connection within ``timeout`` seconds (asked once per process): with an API
+    key but no network, W&B itself waits up to ``INIT_TIMEOUT`` in every run, and ``wandb sync`` hangs."""
+    host = server_host()
+    if host not in _reachable:
+        try:
+            socket.create_connection(host, timeout=timeout).close()
+            _reachable[host] = True
+        except OSError:
+            _reachable[host] = False
+    return _reachable[host]
+
+
 def resolve_mode(mode: str) -> str:
     """online | offline | disabled from ``logger.mode`` (see the module docstring); never online without a key."""
     if mode == "auto":
@@ -73,6 +98,13 @@ def resolve_mode(mode: str) -> str:
             mode = "disabled"
     if mode == "online" and not has_api_key():
         log.info("W&B: no API key ($WANDB_API_KEY or `wandb login`), logging offline")
+        return "offline"
+    if mode == "online" and not server_answers():
+        if not _reachable.get("said"):
+            host, port = server_host()
+            log.warning("W&B: %s:%d does not answer within %g s (no network?); logging offline, `just sync` uploads "
+                        "later", host, port, REACH_TIMEOUT)
+            _reachable["said"] = True
         return "offline"
     return mode
 
