@@ -2,6 +2,7 @@
 register the resolvers the config tree uses (run directory names, the checked results_dir)."""
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Sequence
 
@@ -9,7 +10,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from .config import Config, check_overrides, register, to_config
+from .config import Config, register, repeated_override_warning, to_config
 from .identity import run_dirname
 from .paths import results_subdir
 
@@ -26,7 +27,8 @@ def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> Conf
     """The config a ``python -m dbsl.run <overrides>`` would get, as a validated :class:`Config`."""
     register_all()
     overrides = list(overrides)
-    check_overrides(overrides)
+    if warning := repeated_override_warning(overrides):
+        logging.getLogger("dbsl").warning(warning.removeprefix("warning: "))
     if not any(o.split("=")[0].lstrip("+") == "output_dir" for o in overrides):
         overrides.append("output_dir=results/runs/compose")
     GlobalHydra.instance().clear()

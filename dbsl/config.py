@@ -370,13 +370,15 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> List[str]:
     return found
 
 
-def check_overrides(overrides) -> None:
-    """Refuse a key given twice on one command line (``seed=1 seed=2``), which Hydra would settle silently."""
+def repeated_override_warning(overrides) -> str | None:
+    """The warning for a key given twice on one command line (``seed=1 seed=2``): Hydra keeps the last one, which
+    dbsl says instead of letting it pass silently; None when every key is given once."""
     key = repeated_key(overrides)
-    if key is not None:
-        given = " ".join(o for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+~") == key)
-        raise ConfigError(f"{key}: given more than once ({given}); give it once (a sweep over values is "
-                          f"{key}=a,b with -m)")
+    if key is None:
+        return None
+    given = [o for o in overrides if "=" in o and not o.startswith("-") and o.split("=", 1)[0].lstrip("+~") == key]
+    return (f"warning: {key} given more than once ({' '.join(given)}); the last one, {given[-1]}, is used (a sweep "
+            f"over values is {key}=a,b with -m)")
 
 
 def config_from_yaml(path) -> Config:

@@ -42,8 +42,9 @@ METRIC_COLUMNS = (
     "modelled_time", "wall_time", "seconds", "cpu_seconds", "measured_time",
     "compute_time",  # compute_time last: a torn last line lacks it (read_metric_rows)
 )
-# diverged: a NaN or infinite loss ended the run; interrupted: Ctrl-C stopped it (the same command resumes it)
-STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+# diverged: a NaN or infinite loss ended the run; interrupted: Ctrl-C stopped it (the same command resumes it);
+# pruned: dbsl.tune stopped it early (its accuracy fell below the median of earlier trials'): not a failure
+STATUSES = ("running", "completed", "failed", "diverged", "interrupted", "pruned")
 FINAL_MODEL = "final.pt"
 POSTHOC = "posthoc.json"  # the post-hoc checks of final.pt (dbsl.posthoc), read by the report
 START_AGAIN = "run the same command with overwrite=true to start this run again from commit 0"

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .compose import register_all
-from .config import check_overrides, to_config
+from .config import repeated_override_warning, to_config
 from .errors import Diverged, debug_requested, one_line, reported, set_debug, user_error
 from .ps.launch import torchrun_worker
 from .runner import execute
@@ -129,7 +129,8 @@ def cli() -> None:
     _from_cli = True
     try:
         with reported(INTERRUPTED):
-            check_overrides(sys.argv[1:])
+            if warning := repeated_override_warning(sys.argv[1:]):
+                print(warning, file=sys.stderr, flush=True)
             main()
     finally:
         _from_cli = False

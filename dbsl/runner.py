@@ -153,6 +153,9 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
         elif isinstance(err, KeyboardInterrupt):
             status = "interrupted"
             summary["error"] = "interrupted (Ctrl-C); the same command resumes the run from its last checkpoint"
+        elif type(err).__name__ == "TrialPruned":  # optuna's, raised by dbsl.tune's pruning sink (no import here)
+            status = "pruned"
+            summary["error"] = f"pruned by dbsl.tune: {err}"
         else:
             summary["traceback"] = traceback.format_exc(limit=20)
         raise

@@ -31,6 +31,8 @@ def test_three_trials_then_a_resumed_study_adds_trials(tmp_path):
     assert main(["--trials", "3", *args]) == 0
     study = load(tmp_path, "s")
     assert len(study.trials) == 3 and all(t.state != TrialState.RUNNING for t in study.trials)
+    assert study.metric_names == ["best test top-1"]  # optuna-dashboard names the objective
+    assert study.user_attrs["constraint"].startswith("time_over_budget = modelled time - budget")
     folder = tmp_path / "tune" / "s"
     for trial in study.trials:  # every trial is an ordinary run with an ordinary record
         assert trial.params and trial.user_attrs["run_dir"].startswith(str(folder / "runs"))
@@ -131,5 +133,35 @@ def test_bad_options_name_the_fix(tmp_path, capsys):
     assert "search one of them" in capsys.readouterr().err
     assert main(["--num-small", "0:9", *TINY, f"results_dir={tmp_path}"]) == 2
     assert "ps.num_workers=4" in capsys.readouterr().err
-    assert main([*TINY, "scheme=baseline", f"results_dir={tmp_path}"]) == 2
+    assert main([*(o for o in TINY if o != "scheme=dbsl"), "scheme=baseline", f"results_dir={tmp_path}"]) == 2
     assert "tune scheme=dbsl or scheme=hybrid" in capsys.readouterr().err
+
+
+def test_a_pruned_trials_run_is_recorded_and_reported_as_pruned(compose, tmp_path):
+    """Issue 29: the tuning report listed pruned trials as failed."""
+    from dbsl.report.__main__ import main as report
+    from dbsl.runner import execute
+
+    class Prune:
+        def log_commit(self, row):
+            if row["commit"] == 3:
+                raise optuna.TrialPruned("accuracy below the median at commit 3")
+
+        def log_summary(self, summary):
+            pass
+
+        def finish(self, status):
+            pass
+
+    cfg = compose([*TINY, f"output_dir={tmp_path / 'runs' / 'trial'}"])
+    with pytest.raises(optuna.TrialPruned):
+        execute(cfg, extra_sinks=[Prune()])
+    summary = read_summary(tmp_path / "runs" / "trial")
+    assert summary["status"] == "pruned" and "accuracy below the median" in summary["error"]
+    assert "traceback" not in summary
+    execute(compose([*TINY, "dbsl.num_small=0", f"output_dir={tmp_path / 'runs' / 'other'}"]))
+    assert report([str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--no-figures"]) == 0
+    runs = {r["run_dir"].rsplit("/", 1)[1]: r for r in __import__("csv").DictReader(
+        open(tmp_path / "report" / "tables" / "runs.csv"))}
+    assert runs["trial"]["status"] == "pruned" and runs["trial"]["included"] == "False"
+    assert "1 pruned by the tuner" in (tmp_path / "report" / "README.md").read_text()

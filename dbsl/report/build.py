@@ -102,7 +102,8 @@ def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, n
         f"Rebuild it with `{rebuild_command(roots, report.out, figures, notes, prereg and prereg.path)}`.",
         f"{len(runs)} run records: {counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed, "
         f"{counts.get('running', 0)} incomplete, {counts.get('interrupted', 0)} interrupted, "
-        f"{counts.get('malformed', 0)} malformed, {counts.get('diverged', 0)} diverged; "
+        f"{counts.get('malformed', 0)} malformed, {counts.get('diverged', 0)} diverged"
+        + (f", {counts['pruned']} pruned by the tuner" if counts.get("pruned") else "") + "; "
         f"{int(runs['included'].sum())} completed runs in {len(groups)} groups (runs that differ only by seed) "
         "make the numbers. Failed, diverged, incomplete, interrupted and malformed records are listed under Runs and "
         "left out."])

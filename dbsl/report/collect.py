@@ -143,7 +143,7 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
                cpu=_cpu(summary), git_commit=summary.get("git_commit"), finished=summary.get("finished"))
     commits, bad_cell = _commits_recorded(run_dir)
     row["commits_recorded"] = None if commits is None else len(commits)
-    if status in ("failed", "diverged"):
+    if status in ("failed", "diverged", "pruned"):
         row["note"] = f"{status}: {summary.get('error', 'no error recorded')}"
         return row, config
     if status in UNFINISHED:

@@ -35,7 +35,8 @@ def runs_table(runset: RunSet) -> Table:
         "note": data["note"].fillna(""),
     })
     counts = runs["status"].value_counts()
-    statuses = ("completed", "failed", "running", "interrupted", "malformed", "diverged")
+    statuses = ("completed", "failed", "running", "interrupted", "malformed", "diverged") + (
+        ("pruned",) if counts.get("pruned") else ())  # a tuning study's trials stopped early
     notes = [f"{len(runs)} records: " + ", ".join(f"{counts.get(s, 0)} {s.replace('running', 'incomplete')}"
                                                   for s in statuses) +
              f"; {int(runs['included'].sum())} in the numbers."]
