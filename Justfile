@@ -44,6 +44,10 @@ sweep NAME *ARGS:
 report *ARGS:
     {{py}} -m dbsl.report "${@:-results}"
 
+# post-hoc checks of completed runs' final models (BN recalibration, train-set gap): just posthoc results/sweeps/X
+posthoc *ARGS:
+    {{py}} -m dbsl.posthoc "$@"
+
 # tune the small-batch ratio with Optuna
 tune *ARGS:
     {{py}} -m dbsl.tune "$@"
