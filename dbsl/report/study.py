@@ -45,13 +45,11 @@ def answers_section(judged: List[Judged], claims: pd.DataFrame, warnings: List[s
     claim of the same groups, then any warning about the endpoint's balance."""
     text = [f"**{_arm(j)}{'Primary' if j.contrast.primary else 'Secondary'}, {j.contrast.label}.** {j.answer}"
             for j in judged]
-    labels = {(j.group["experiment"], j.group["label"]) for j in judged if j.group is not None}
-    if not claims.empty:
-        for _, row in claims.iterrows():
-            if (row["experiment"], row["label"]) in labels:
-                arm = next((_arm(j) for j in judged if j.group is not None and j.group["label"] == row["label"]
-                            and j.group["experiment"] == row["experiment"]), "")
-                text.append(f"**{arm}Time, {row['scheme']} n_S={int(row['num_small'])}.** {time_sentence(row)}")
+    arm_of = {(j.group["experiment"], j.group["label"]): _arm(j) for j in judged if j.group is not None}
+    for _, row in claims.iterrows():
+        arm = arm_of.get((row["experiment"], row["label"]))
+        if arm is not None:
+            text.append(f"**{arm}Time, {row['scheme']} n_S={int(row['num_small'])}.** {time_sentence(row)}")
     text += [f"**Warning, balance of the endpoint.** {w}" for w in warnings]
     return Section("Answers", text)
 
