@@ -42,7 +42,7 @@ from .config import Config, ConfigError
 from .errors import ArgumentParser, Diverged, cli_main
 from .paths import check_name, check_output_dir
 from .plan import batch_ratio_to_k, build_plan, dataset_size
-from .record import write_atomic
+from .record import read_summary, write_atomic
 from .runner import execute
 from .sinks.pruning import PruningSink
 
@@ -184,7 +184,10 @@ class Tuner:
             trial.set_user_attr("infeasible", f"planned time {estimate:.4g} s > budget {self.budget:.4g} s")
             raise optuna.TrialPruned(trial.user_attrs["infeasible"])
         sinks = [PruningSink(trial)] if self.spec.objective == "accuracy" else []
-        summary = execute(cfg, overrides, extra_sinks=sinks)
+        return self.result(trial, execute(cfg, overrides, extra_sinks=sinks))
+
+    def result(self, trial: optuna.Trial, summary: dict):
+        """The trial's objective value(s) from its run's summary, with its key metrics and the time constraint."""
         accuracy, seconds = summary["best"]["test_top1"], summary["modelled_time"]
         trial.set_user_attr("modelled_time", seconds)
         trial.set_user_attr("final_test_top1", summary["final"]["test_top1"])
@@ -277,10 +280,19 @@ def open_study(spec: TuneSpec, name: str, folder: Path, storage: Optional[str], 
     return study
 
 
-def retry_interrupted(study: optuna.Study) -> int:
-    """Trials left running by a killed process: mark them failed and queue their parameters to run first."""
+def retry_interrupted(study: optuna.Study, tuner: Tuner | None = None) -> int:
+    """Trials left running by a killed process: one whose run had completed (the process stopped between the run and
+    the study's record of it) is told its result from the run's record, so that its point is not evaluated twice;
+    the others are marked failed and their parameters queued to run first (the run resumes from its checkpoint)."""
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for trial in stale:
+        summary = read_summary(trial.user_attrs["run_dir"]) if trial.user_attrs.get("run_dir") else None
+        if tuner is not None and summary and summary.get("status") == "completed":
+            values = tuner.result(optuna.Trial(study, trial._trial_id), summary)
+            study.tell(trial.number, values)
+            log.info("trial %d was interrupted after its run completed: its result is taken from the run's record",
+                     trial.number)
+            continue
         study.tell(trial.number, state=TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         log.info("trial %d was interrupted: it runs again first (its run resumes from its checkpoint)", trial.number)
@@ -480,7 +492,7 @@ def _main(argv: Sequence[str]) -> int:
     study = open_study(spec, name, tuner.dir, storage, args.seed, args.pruner)
     if tuner.budget is not None:
         log.info("modelled-time budget: %.4g s", tuner.budget)
-    retry_interrupted(study)
+    retry_interrupted(study, tuner)
     optimize(tuner, study, args.trials)
     best = save_outputs(study, tuner.dir)
     print_trials(study, best)

@@ -44,6 +44,14 @@ def test_three_trials_then_a_resumed_study_adds_trials(tmp_path):
     for name in ("journal.log", "trials.csv", "best.json", "history.png", "importances.png", "intermediate.png"):
         assert (folder / name).stat().st_size > 0, name
 
+    # a process stopped after a trial's run completed but before the study recorded it (issue 29: the resumed study
+    # evaluated that point again): its result is taken from the run's record, and it is not queued again
+    done = next(t for t in study.trials if t.state == TrialState.COMPLETE)
+    study.enqueue_trial(done.params)
+    late = study.ask()
+    late.suggest_int("num_small", 0, 4)
+    late.suggest_float("extra_time_ratio", 1.01, 1.2, step=0.01)
+    late.set_user_attr("run_dir", done.user_attrs["run_dir"])
     # a process killed mid-trial leaves a RUNNING trial in the journal: the next session retries its parameters first
     study.enqueue_trial({"num_small": 1, "extra_time_ratio": 1.05})
     cut_off = study.ask()
@@ -55,7 +63,9 @@ def test_three_trials_then_a_resumed_study_adds_trials(tmp_path):
     assert states[cut_off.number] == TrialState.FAIL
     retry = [t for t in study.trials if t.user_attrs.get("retry_of") == cut_off.number]
     assert len(retry) == 1 and retry[0].params == cut_off.params and retry[0].state != TrialState.RUNNING
-    assert len(study.trials) == 6  # 3 + the cut-off trial + its retry + 1 new: 5 finished trials counted
+    assert study.trials[late.number].state == TrialState.COMPLETE and study.trials[late.number].value == done.value
+    assert not [t for t in study.trials if t.user_attrs.get("retry_of") == late.number]
+    assert len(study.trials) == 6  # 3 + the late one + the cut-off trial + its retry: 5 finished trials counted
     assert TrialState.RUNNING not in states
 
     # the budget (1.1 x the n_S=0 plan's time): the best trial is feasible and beats every other feasible one
