@@ -273,8 +273,10 @@ def open_study(spec: TuneSpec, name: str, folder: Path, storage: Optional[str], 
     if existing is None:
         study.set_user_attr("spec", spec.identity())
     # what optuna-dashboard shows: the objectives' names, and the time constraint a trial is judged by
-    study.set_metric_names(["best test top-1"] if spec.objective == "accuracy" else
-                           ["best test top-1", "modelled time (s)"])
+    with warnings.catch_warnings():  # "experimental" since optuna 3.2, and what optuna-dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["best test top-1"] if spec.objective == "accuracy" else
+                               ["best test top-1", "modelled time (s)"])
     study.set_user_attr("constraint", f"{BUDGET_CONSTRAINT} = modelled time - budget (s) <= 0" if spec.budget
                         is not None or spec.budget_ratio is not None else "none")
     return study
