@@ -218,10 +218,12 @@ def check_storage(url: str) -> str:
     return url
 
 
-def checked_journal(path: Path) -> Path:
+def checked_journal(path: Path, repair: bool = True) -> Path:
     """The study's journal, checked before Optuna reads it: a torn last line (a process killed while appending) is
-    set aside in a backup beside it, with a warning, and the study goes on; any other line that is not a journal
-    entry is a ConfigError naming the file and the line (Optuna would stop with a raw JSONDecodeError)."""
+    set aside in a backup beside it, with a warning, and the study goes on (``repair=False``, for a reader such as the
+    dashboard, which must not touch a file a tune process may be appending to: a ConfigError saying so); any other
+    line that is not a journal entry is a ConfigError naming the file and the line (Optuna would stop with a raw
+    JSONDecodeError)."""
     if not path.exists():
         return path
     data = path.read_bytes()
@@ -233,6 +235,10 @@ def checked_journal(path: Path) -> Path:
             raise ConfigError(f"{path}: line {number} is not a journal entry (damaged or edited); restore the file, "
                               "or continue in a new --study") from None
     if tail.strip():
+        if not repair:
+            raise ConfigError(f"{path}: ends in an incomplete line (a tune process is writing it, or was stopped "
+                              "while writing it); continue the study with `just tune` (it sets the line aside), "
+                              "then open the dashboard again")
         try:
             json.loads(tail)
             complete = data + b"\n"  # a whole entry without its newline: the next append would glue onto it

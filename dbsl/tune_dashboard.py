@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+from .config import ConfigError
+
 
 class QuietHandler(WSGIRequestHandler):
     def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
@@ -41,6 +43,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
+    from .tune import checked_journal  # here: it imports torch, which --help and the errors above do not need
+
+    try:
+        checked_journal(journal, repair=False)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     storage = JournalStorage(JournalFileBackend(str(journal)))
     try:
         study_id = storage.get_study_id_from_name(args.study)

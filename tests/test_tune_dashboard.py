@@ -89,3 +89,18 @@ def test_a_busy_port_and_a_missing_study_are_one_line_each(tmp_path, capsys):
         assert dashboard(["s", "--results-dir", str(tmp_path), "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err and "\n" not in err.strip()
+
+
+def test_a_torn_or_garbage_journal_is_one_line_and_the_dashboard_leaves_it_alone(tmp_path, capsys):
+    """Issue 29: a torn or garbage journal.log ended in a raw JSONDecodeError. The dashboard only reads: it says what
+    is wrong in one line and changes nothing (a tune process may be appending to the file)."""
+    folder = tmp_path / "tune" / "s"
+    folder.mkdir(parents=True)
+    journal = folder / "journal.log"
+    for text, said in (('{"op_code": 0}\n{"op_co', "ends in an incomplete line"),
+                       ('{"op_code": 0}\ngarbage\n', "line 2 is not a journal entry")):
+        journal.write_text(text)
+        assert dashboard(["s", "--results-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert journal.read_text() == text and sorted(p.name for p in folder.iterdir()) == ["journal.log"]
