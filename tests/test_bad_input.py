@@ -705,3 +705,20 @@ def test_a_key_given_twice_is_said_and_the_last_one_used(tmp_path):
     assert "warning: seed given more than once (seed=1 seed=2); the last one, seed=2, is used" in proc.stderr
     [run_dir] = find_runs(tmp_path / "results")
     assert json.loads((run_dir / "summary.json").read_text())["seed"] == 2
+
+
+def test_ctrl_c_in_a_distributed_run_prints_no_page_of_tensorpipe_errors(tmp_path):
+    """Issue 29: after the clean line, a distributed run stopped by Ctrl-C printed a page of TensorPipe errors from
+    every process. Ctrl-C goes to the terminal's whole process group: the server and its workers."""
+    cmd = [sys.executable, "-m", "dbsl.run", *DISTRIBUTED, "executor=distributed", "schedule.epochs=200",
+           "schedule.cycle_ends=[]", "optim.lr_milestones=[100]", f"results_dir={tmp_path}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    for line in proc.stdout:  # wait until it trains
+        if "epoch 2/" in line:
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "tensorpipe" not in out.lower() and "Traceback" not in out, out
+    assert len([line for line in out.splitlines() if line.startswith("interrupted (Ctrl-C)")]) == 1, out

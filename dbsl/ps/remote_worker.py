@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 
 from ..config import Config
@@ -29,6 +30,9 @@ from .remote_server import TIMES, Pull, Stop
 
 log = logging.getLogger("dbsl")
 FAULT_ENV = "DBSL_FAULT"
+
+
+INTERRUPTED = threading.Event()  # a spawned worker got Ctrl-C (its server handles it)
 
 
 class RunStopped(RuntimeError):
@@ -124,7 +128,8 @@ def run_worker(role: Role, cfg: Config, generation: int | None = None) -> None:
         transport.quiet()  # the conversation is over: the pipes closing next are no news
         talk(server.bye, dict(talk.times))
     except RunStopped as stop:
-        log.error("worker %d: %s", role.rank, stop)
+        if not INTERRUPTED.is_set():  # after Ctrl-C the server said so in one line; losing it is no news
+            log.error("worker %d: %s", role.rank, stop)
         raise
     except BaseException as err:
         try:
@@ -140,6 +145,9 @@ def spawned_worker(role: Role, cfg: Config, generation: int, fault: str | None =
     """Entry point of a worker process started by the one-machine launcher (``fault``: the launching process's
     ``DBSL_FAULT``; the fork server that forked this process may have been started with another environment)."""
     die_with_parent()
+    # Ctrl-C at a terminal reaches the whole process group: the server stops the run and says so; a worker of its
+    # own only notes it, and then loses the server without a word
+    signal.signal(signal.SIGINT, lambda *_: INTERRUPTED.set())
     os.environ.pop(FAULT_ENV, None)
     if fault:
         os.environ[FAULT_ENV] = fault
