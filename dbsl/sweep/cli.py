@@ -131,6 +131,8 @@ class Progress:
         return job_progress(self.folder, self.since)
 
     def _show(self, counts: dict) -> None:
+        if not any(counts.values()):  # nothing started yet (or the grid was refused: its error line says why)
+            return
         text = self.line(counts)
         if text.split(", elapsed")[0] != self.state.get("shown"):  # a line when the counts change, not the clock
             self.state["shown"] = text.split(", elapsed")[0]
