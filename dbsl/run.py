@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .compose import register_all
 from .config import repeated_override_warning, to_config
+from .paths import check_output_dir
 from .errors import Diverged, debug_requested, one_line, reported, set_debug, user_error
 from .ps.launch import torchrun_worker
 from .runner import execute
@@ -131,6 +132,10 @@ def cli() -> None:
         with reported(INTERRUPTED):
             if warning := repeated_override_warning(sys.argv[1:]):
                 print(warning, file=sys.stderr, flush=True)
+            for override in sys.argv[1:]:  # Hydra makes these folders itself, with a traceback when it cannot
+                key, _, value = override.partition("=")
+                if key in ("hydra.run.dir", "hydra.sweep.dir"):
+                    check_output_dir(value, key, "results/runs/mine")
             main()
     finally:
         _from_cli = False

@@ -106,6 +106,7 @@ CASES = [
     ("run", ["experiment=smoke", "results_dir={file}"], 2, ["results_dir={file}", "is a file"]),
     ("run", ["experiment=smoke", "results_dir={file}/results"], 2, ["{file} is a file"]),
     ("run", ["experiment=smoke", "results_dir=/proc/x"], 2, ["results_dir=/proc/x", "cannot create folders in /proc"]),
+    ("run", ["experiment=smoke", "hydra.run.dir=/proc/x"], 2, ["hydra.run.dir=/proc/x", "cannot create folders"]),
     ("run", ["experiment=smoke", "optim.lr=abc"], 2, ["optim.lr", "Float"]),
     ("run", ["experiment=smoke", "optim.lrr=0.1"], 2, ["optim.lrr", "spelling"]),
     ("run", ["experiment=smoke", "optim.lr=[1"], 2, ["optim.lr=[1"]),
