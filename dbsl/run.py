@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from .compose import register_all
 from .config import repeated_override_warning, to_config
-from .paths import check_output_dir
 from .errors import Diverged, debug_requested, one_line, reported, set_debug, user_error
+from .paths import check_output_dir
 from .ps.launch import torchrun_worker
 from .runner import execute
 from .sweep.outcomes import any_job_failed, job_outcome, sweep_exit_code, write_job_outcome, write_job_started

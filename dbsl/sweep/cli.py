@@ -108,8 +108,8 @@ class Progress:
     how many are running, the elapsed time and an ETA from the pace of the runs that trained (skipped ones take no
     time). It reads the jobs' marker and outcome files (dbsl.sweep.outcomes), so it works with any launcher."""
 
-    def __init__(self, name: str, folder: Path, grid_total: int, state: dict, every: float = 2.0):
-        self.name, self.folder, self.grid_total, self.state, self.every = name, folder, grid_total, state, every
+    def __init__(self, name: str, folder: Path, state: dict, every: float = 2.0):
+        self.name, self.folder, self.state, self.every = name, folder, state, every
         self.since, self.stop = time.time(), threading.Event()
         self.console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line, also in a log file
 
@@ -172,7 +172,7 @@ def run_preset(preset: Preset, extra: Sequence[str], dry_run: bool = False) -> i
         print(f"$ {shlex.join(command)}\n  {len(expand_jobs(overrides))} runs", flush=True)
         if dry_run:
             continue
-        with Progress(preset.name, sweep_dir(preset, extra), len(expand_jobs(overrides)), progress):
+        with Progress(preset.name, sweep_dir(preset, extra), progress):
             code = subprocess.call(command)
         if code == 2:  # bad input for the whole grid (its one-line error is printed): the other grids share it
             return 2
