@@ -330,8 +330,7 @@ def _compare_to_baseline(groups: pd.DataFrame, runs: pd.DataFrame) -> None:
         ranked = candidates.assign(_pref=candidates["scheme"] != "baseline").sort_values(["_pref", "group"])
         baseline_of[setup] = ranked.index[0]
     groups["baseline_group"] = groups["setup"].map(baseline_of)
-    for column, kind in (("best_top1_pct", "pp"), ("final_top1_pct", "pp"), ("modelled_time_s", "pct"),
-                         ("wall_time_s", "pct"), ("measured_time_s", "pct")):
+    for column, kind in (("best_top1_pct", "pp"), ("final_top1_pct", "pp"), ("modelled_time_s", "pct")):
         base = groups["baseline_group"].map(groups[f"{column}_mean"])
         mean = groups[f"{column}_mean"]
         name = column.removesuffix("_pct").removesuffix("_s")
