@@ -123,8 +123,13 @@ def test_killed_worker_fails_fast_leaves_nothing_behind_and_resumes(compose, tmp
     """Worker 2 is SIGKILLed after its 3rd push: the Hydra app fails naming worker 2 and the last commit, well
     within the timeout, with no process left; the record is failed and keeps its rows; resume completes the run."""
     token = f"dbsl-test-{uuid.uuid4()}"
-    overrides = TINY + ["executor=distributed", f"executor.timeout={TIMEOUT}", "checkpoint_every=2",
-                        f"results_dir={tmp_path / 'results'}"]
+    # 40 epochs (80 commits): after worker 2's death at about commit 5, worker 1 alone would need some 75 mini-epochs
+    # to end the run, far longer than the server takes to notice (with 8 commits a fast machine finished first)
+    longer = [o for o in TINY if not o.startswith(("schedule.epochs=", "schedule.cycle_ends=", "optim.lr_milestones="))]
+    longer += ["schedule.epochs=40", "schedule.cycle_ends=[]", "optim.lr_milestones=[20]"]
+    commits = 80
+    overrides = longer + ["executor=distributed", f"executor.timeout={TIMEOUT}", "checkpoint_every=2",
+                          f"results_dir={tmp_path / 'results'}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), FAULT_ENV: "2:3", "DBSL_TEST_TOKEN": token}
     proc = subprocess.run([sys.executable, "-m", "dbsl.run", *overrides], cwd=tmp_path, capture_output=True,
                           text=True, timeout=180, env=env)
@@ -140,15 +145,15 @@ def test_killed_worker_fails_fast_leaves_nothing_behind_and_resumes(compose, tmp
     assert summary["status"] == "failed" and "worker 2 died" in summary["error"]
     assert set(summary["workers"]) == {"1", "2"}
     rows = read_metric_rows(run_dir / "metrics.csv")
-    assert 3 <= len(rows) < COMMITS
+    assert 3 <= len(rows) < commits
     assert summary["wall_time"] - max(float(r["wall_time"]) for r in rows) < TIMEOUT  # detected within the timeout
     assert (run_dir / "checkpoint.pt").exists()
 
-    resumed = execute(compose(TINY + ["executor=distributed", f"executor.timeout={TIMEOUT}", "checkpoint_every=2",
-                                      f"output_dir='{run_dir}'"]))
+    resumed = execute(compose(longer + ["executor=distributed", f"executor.timeout={TIMEOUT}", "checkpoint_every=2",
+                                        f"output_dir='{run_dir}'"]))
     assert resumed["status"] == "completed" and resumed["resumed_from_commit"] >= 2
     rows = read_metric_rows(run_dir / "metrics.csv")
-    assert [int(r["commit"]) for r in rows] == list(range(COMMITS))
+    assert [int(r["commit"]) for r in rows] == list(range(commits))
     assert not (run_dir / "checkpoint.pt").exists()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
