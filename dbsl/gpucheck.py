@@ -43,7 +43,7 @@ from . import __version__
 from .compose import compose_config
 from .data import Pipeline, load_dataset
 from .models import build_model
-from .ps.remote_server import WorkerFailure
+from .ps.supervisor import WorkerFailure
 from .ps.remote_worker import FAULT_ENV
 from .record import read_metric_rows, write_atomic
 from .runner import execute

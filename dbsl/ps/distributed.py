@@ -20,8 +20,9 @@ from ..config import Config
 from . import transport
 from .context import RunContext
 from .launch import LocalWorkers, check_world_size, role_from_env
-from .remote_server import ParameterService, WorkerFailure, serving
+from .remote_server import ParameterService, serving
 from .remote_worker import FAULT_ENV, run_worker, spawned_worker
+from .supervisor import WorkerFailure
 
 log = logging.getLogger("dbsl")
 
@@ -57,17 +58,17 @@ def run_distributed(ctx: RunContext, checkpoint: dict | None = None) -> None:
                 except RuntimeError as err:
                     raise WorkerFailure(f"the {n} workers did not all join within {startup:g} s at {addr}:{port}: "
                                         f"{err}") from err
-                service.watch(workers)
+                service.supervisor.watch(workers)
                 ctx.record.save_final(service.server.state)
             except BaseException as err:
-                service.abort(f"the server gave up: {err}")
+                service.supervisor.abort(f"the server gave up: {err}")
                 raise
             finally:
                 if joined:
                     transport.shutdown()
     finally:
         if workers is not None:
-            workers.stop(grace=5.0 if service.failure is None else 2.0)  # those that said bye are gone
+            workers.stop(grace=5.0 if service.supervisor.failure is None else 2.0)  # those that said bye are gone
         ctx.monitor.extra.update(service.results())
 
 

@@ -26,7 +26,7 @@ from . import remote_server as server
 from . import transport
 from .context import RunContext
 from .launch import Role, die_with_parent
-from .remote_server import TIMES, Pull, Stop
+from .messages import TIMES, Pull, Stop
 
 log = logging.getLogger("dbsl")
 FAULT_ENV = "DBSL_FAULT"

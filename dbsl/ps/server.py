@@ -71,13 +71,16 @@ class ParameterServer:
         (the authors' server neither merges nor logs pushes past the last commit)."""
         if self.done:
             return None
-        merge_into(self._tensors, [state[k] for k in self.keys], self.merge_rule, self.plan.update_factor(rank))
+        if self._tensors:  # a replay of the clock (the forecast) has no model: it only counts
+            merge_into(self._tensors, [state[k] for k in self.keys], self.merge_rule,
+                       self.plan.update_factor(rank))
         return self._count(rank)
 
     def push_round(self, ranks: Sequence[int], states: Sequence[State]) -> List[int]:
         """BSP: one synchronous round; the global model becomes the factor-weighted mean of all pushed models."""
-        average_into(self._tensors, [[s[k] for k in self.keys] for s in states],
-                     [self.plan.update_factor(r) for r in ranks])
+        if self._tensors:
+            average_into(self._tensors, [[s[k] for k in self.keys] for s in states],
+                         [self.plan.update_factor(r) for r in ranks])
         return [self._count(r) for r in ranks]
 
     def _count(self, rank: int) -> int:
