@@ -20,12 +20,13 @@ from .artifact import merge_role_table, steered_table
 from .finalmodel import final_model_tables
 from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
                        validation_table)
-from .html import Section, index_html, readme
+from .html import index_html, readme
 from .outdir import check_out, install, remove_stale_staging, staging_folder
 from .paper import paper_tables
 from .params import paper_parameter_tables
 from .prereg import demote_headings, read_prereg
-from .tables import accuracy_tables, run_parameter_tables, runs_table, slug
+from .render import Section, slug
+from .tables import accuracy_tables, run_parameter_tables, runs_table
 
 
 @dataclass

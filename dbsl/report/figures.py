@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
@@ -22,6 +21,7 @@ from ..plan import Plan  # noqa: E402
 from ..timemodel import fit_linear  # noqa: E402
 from .collect import is_reference, metric_frame, reference_name  # noqa: E402
 from .protocol import realised  # noqa: E402
+from .render import Figure, save_figure  # noqa: E402
 
 # One colour per scheme, the same in every figure (the references: one worker, ps.num_workers=1); n_S by line style
 SCHEME_COLOURS = {"baseline": "#333333", "dbsl": "#1f77b4", "cpl": "#2ca02c", "hybrid": "#d62728",
@@ -49,18 +49,11 @@ def group_style(g) -> dict:
     return {"color": colour(g["scheme"], g.get("num_workers")), "linestyle": line, "marker": marker, "label": label}
 
 
-@dataclass
-class Figure:
-    path: str  # relative to the report folder
-    caption: str
-
-
-def _save(fig, out: Path, name: str) -> str:
-    path = out / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return f"figures/{name}.png"
+def _save(fig, out: Path, name: str, caption: str) -> Figure:
+    try:
+        return save_figure(fig, out, name, caption)
+    finally:
+        plt.close(fig)
 
 
 def _legend_below(fig, handles, labels, ncol: int | None = None) -> None:
@@ -133,7 +126,7 @@ def curves(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | Non
     fig.suptitle(title)
     fig.tight_layout()
     _legend_below(fig, list(handles.values()), list(handles.keys()))
-    return Figure(_save(fig, out, name), caption)
+    return _save(fig, out, name, caption)
 
 
 def final_stage(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | None:
@@ -163,8 +156,8 @@ def final_stage(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure 
     fig.suptitle(f"{title}: the final stage")
     fig.tight_layout()
     _legend_below(fig, list(handles.values()), list(handles.keys()))
-    return Figure(_save(fig, out, name), f"{title}: test top-1 over the last quarter of the epochs (after epoch "
-                                         f"{int(start)}), mean over seeds of each epoch's evaluations with a band of "
+    return _save(fig, out, name, f"{title}: test top-1 over the last quarter of the epochs (after epoch "
+                                 f"{int(start)}), mean over seeds of each epoch's evaluations with a band of "
                                          "± one s.d. over seeds; the y axis spans these values only")
 
 
@@ -252,8 +245,8 @@ def pareto(runs: pd.DataFrame, part: pd.DataFrame, out: Path, name: str, title: 
     fig.tight_layout()
     _legend_below(fig, list(handles.values()), list(handles.keys()))
     per_cpu = " (measured time: one panel and front per CPU model)" if len(panels) > 2 else ""
-    return Figure(_save(fig, out, name),
-                  f"{title}: {label} against training time per run, with the Pareto front{per_cpu}")
+    return _save(fig, out, name,
+                 f"{title}: {label} against training time per run, with the Pareto front{per_cpu}")
 
 
 def schedule_frame(plan: Plan) -> pd.DataFrame:
@@ -321,8 +314,8 @@ def schedule(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | N
         ax.grid(alpha=0.3)
     fig.suptitle(f"{title}: planned schedule")
     fig.tight_layout()
-    return Figure(_save(fig, out, name), f"{title}: the planned schedule over commits, one column per scheme (LR, "
-                                         "resolution, B_L and each n_S's B_S)")
+    return _save(fig, out, name, f"{title}: the planned schedule over commits, one column per scheme (LR, "
+                                 "resolution, B_L and each n_S's B_S)")
 
 
 def realised_schedule(part: pd.DataFrame, out: Path, name: str, title: str,
@@ -372,10 +365,10 @@ def realised_schedule(part: pd.DataFrame, out: Path, name: str, title: str,
     fig.suptitle(f"{title}: realised schedule (what each commit's worker trained at) against the plan")
     fig.tight_layout()
     _legend_below(fig, handles, labels, ncol=4)
-    return Figure(_save(fig, out, name), f"{title}: the realised schedule, per scheme one run: the LR and resolution "
-                                         "each pushing worker trained at, over the plan's step line (grey); ringed: "
+    return _save(fig, out, name, f"{title}: the realised schedule, per scheme one run: the LR and resolution "
+                                 "each pushing worker trained at, over the plan's step line (grey); ringed: "
                                          "stale commits, trained at the previous phase's settings after a milestone "
-                                         "(the stage-change latency of ASP)")
+                                 "(the stage-change latency of ASP)")
 
 
 def _seed(run_dir) -> str:
@@ -402,8 +395,8 @@ def time_model(measured: pd.DataFrame, out: Path) -> List[Figure]:
                         label=f"{int(res)} px fit: {a:.3g}·B + {b:.3g} (R² {r2:.3f})")
         ax.set(xlabel="batch size B", ylabel="seconds per batch", title=f"time model: {profile}")
         ax.legend(fontsize=8)
-        figures.append(Figure(_save(fig, out, f"time_model_{profile}"),
-                              f"Time model {profile}: measurements and the linear fit t(B) = a·B + b (Eq. 2)"))
+        figures.append(_save(fig, out, f"time_model_{profile}",
+                             f"Time model {profile}: measurements and the linear fit t(B) = a·B + b (Eq. 2)"))
     return figures
 
 
@@ -454,7 +447,7 @@ def claims(data: pd.DataFrame, per_seed: pd.DataFrame, out: Path, name: str, tit
     fig.tight_layout()
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,
                fontsize=8)
-    return Figure(_save(fig, out, name), f"{title}: change against the baseline, paired by seed: dots are single "
-                                         "seeds, bars the mean with its 95 % interval, in the scheme's colour; "
+    return _save(fig, out, name, f"{title}: change against the baseline, paired by seed: dots are single "
+                                 "seeds, bars the mean with its 95 % interval, in the scheme's colour; "
                                          "diamonds: the paper's change (a single run each); the y labels give the "
-                                         "accuracy verdict")
+                                 "accuracy verdict")

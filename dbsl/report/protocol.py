@@ -18,8 +18,7 @@ from ..plan import Plan, build_plan, dataset_size
 from .collect import is_reference, metric_frame
 from ..config import config_from_yaml
 from .params import parameter_rows
-from .render import Table
-from .tables import slug
+from .render import Table, slug
 
 PAPER_PRESET = "paper_cifar100"
 # not in the preset (the dbsl default amp=true acts on CUDA only): paper digest, item 13

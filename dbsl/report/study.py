@@ -13,9 +13,9 @@ from .collect import RunSet
 from .confirmatory import CORRECTION, NAMES, Judged, confirmatory_table, judge
 from .endpoint import Endpoint
 from .environment import environment_table
-from .html import Section
 from .prereg import PreRegistration, demote_headings
 from .protocol import protocol_tables
+from .render import Section
 from .tables import per_seed_table, reference_table
 
 EXPLORATORY = ("Every scheme group against the paper's claims taken literally (\"higher\", \"no loss at all\"), on "

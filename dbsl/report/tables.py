@@ -1,7 +1,6 @@
 """The run list and the accuracy-and-time tables (the paper's Tables 5, 8 and 10 layout), one per experiment."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,11 +9,7 @@ from .collect import RunSet, is_reference, metric_frame, reference_name
 from ..plan import dataset_size
 from ..config import config_from_yaml
 from .params import parameter_table
-from .render import Table, mean_std, num
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "experiment"
+from .render import Table, mean_std, num, slug
 
 
 def runs_table(runset: RunSet) -> Table:
