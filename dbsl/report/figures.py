@@ -20,8 +20,8 @@ import seaborn as sns  # noqa: E402
 from ..plan import Plan  # noqa: E402
 from ..timemodel import fit_linear  # noqa: E402
 from .collect import is_reference, metric_frame, reference_name  # noqa: E402
-from .protocol import realised  # noqa: E402
 from .render import Figure, save_figure  # noqa: E402
+from .schedule import read_plan, realised  # noqa: E402
 
 # One colour per scheme, the same in every figure (the references: one worker, ps.num_workers=1); n_S by line style
 SCHEME_COLOURS = {"baseline": "#333333", "dbsl": "#1f77b4", "cpl": "#2ca02c", "hybrid": "#d62728",
@@ -259,13 +259,9 @@ def schedule_frame(plan: Plan) -> pd.DataFrame:
 
 
 def _plans(part: pd.DataFrame) -> list[tuple[pd.Series, Plan]]:
-    plans = []
-    for _, g in part.iterrows():
-        try:
-            plans.append((g, Plan.from_dict(json.loads((Path(g["run_dirs"][0]) / "plan.json").read_text()))))
-        except (OSError, ValueError, TypeError, KeyError):
-            continue
-    return plans
+    """Each group with the plan of its first run (groups whose plan.json cannot be read are left out)."""
+    plans = [(g, read_plan(g["run_dirs"][0])) for _, g in part.iterrows()]
+    return [(g, plan) for g, plan in plans if plan is not None]
 
 
 def _by_scheme(plans: list) -> dict:
