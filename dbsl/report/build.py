@@ -23,10 +23,10 @@ from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table
 from .html import index_html, readme
 from .outdir import check_out, install, remove_stale_staging, staging_folder
 from .paper import paper_tables
-from .params import paper_parameter_tables
+from .params import paper_parameter_tables, run_parameter_tables
 from .prereg import demote_headings, read_prereg
 from .render import Section, slug
-from .tables import accuracy_tables, run_parameter_tables, runs_table
+from .tables import accuracy_tables, runs_table
 
 
 @dataclass

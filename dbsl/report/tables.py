@@ -1,14 +1,10 @@
-"""The run list and the accuracy-and-time tables (the paper's Tables 5, 8 and 10 layout), one per experiment."""
+"""The run list, the accuracy-and-time tables (the paper's Tables 5, 8 and 10 layout, one per experiment), the
+results per run and the regime's ceiling (the one-process reference runs beside the PS baseline)."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 
 from .collect import RunSet, is_reference, metric_frame, reference_name
-from ..plan import dataset_size
-from ..config import config_from_yaml
-from .params import parameter_table
 from .render import Table, mean_std, num, slug
 
 
@@ -83,37 +79,6 @@ def accuracy_tables(groups: pd.DataFrame) -> list[Table]:
                          "scheme=baseline with the same overrides.")
         tables.append(Table(f"accuracy_time_{slug(experiment)}", f"Accuracy and training time: {experiment}",
                             data, display, notes))
-    return tables
-
-
-def run_parameter_tables(runset: RunSet, groups: pd.DataFrame, problems: list | None = None) -> list[Table]:
-    """Training parameters (Table 2/6 layout) of each experiment's parameter-server runs (not the one-process
-    reference), from a run's config.yaml, for the k values its runs used; settings that give the same table are
-    shown once. Configs that cannot be read go to
-    ``problems``."""
-    problems = [] if problems is None else problems
-    tables = []
-    for experiment, part in groups[~groups["num_workers"].map(is_reference)].groupby("experiment", sort=True):
-        seen = set()
-        for _, setup in part.groupby("setup", sort=True):
-            run_dir = setup["run_dirs"].iloc[0][0]
-            if not (Path(run_dir) / "config.yaml").exists():
-                continue
-            try:
-                cfg = config_from_yaml(Path(run_dir) / "config.yaml")
-            except Exception as err:  # noqa: BLE001 - e.g. a record of an older config schema: no table, named
-                problems.append(f"{run_dir}/config.yaml: no training-parameter table ({type(err).__name__})")
-                continue
-            size = runset.runs.set_index("run_dir")["dataset_size"].get(run_dir)
-            size = int(size) if pd.notna(size) else dataset_size(cfg)
-            ks = sorted(set(setup.loc[setup["num_small"] > 0, "extra_time_ratio"])) or [cfg.dbsl.extra_time_ratio]
-            suffix = f" ({len(seen) + 1})" if seen else ""
-            table = parameter_table(f"params_{slug(experiment)}{suffix.replace(' (', '_').rstrip(')')}",
-                                    f"Training parameters: {experiment}{suffix}", cfg, size, ks)
-            fingerprint = table.data.to_csv()
-            if fingerprint not in seen:
-                seen.add(fingerprint)
-                tables.append(table)
     return tables
 
 
