@@ -319,15 +319,7 @@ def realised_schedule(part: pd.DataFrame, out: Path, name: str, title: str,
     """Per scheme (one column; the group of n_S ``prefer[scheme]`` where given, its lowest seed): the LR and
     resolution each commit's worker trained at (markers: large or small worker) over the plan's step line, stale
     commits (trained at the previous phase's settings after a milestone) ringed in black."""
-    columns = {}
-    for scheme, members in _by_scheme(_plans(part)).items():
-        want = (prefer or {}).get(scheme)
-        members = sorted(members, key=lambda gp: (gp[0]["num_small"] != want, gp[0]["num_small"]))
-        g, plan = members[0]
-        runs = sorted(g["run_dirs"])
-        data = realised(runs[0], plan)
-        if not data.empty:
-            columns[scheme] = (g, plan, data, runs[0])
+    columns = _realised_runs(part, prefer)
     if not columns:
         return None
     fig, axes = plt.subplots(2, len(columns), figsize=(min(11, 2.9 * len(columns) + 1), 5.2), sharex=True,
@@ -367,6 +359,20 @@ def realised_schedule(part: pd.DataFrame, out: Path, name: str, title: str,
                                  "(the stage-change latency of ASP)")
 
 
+def _realised_runs(part: pd.DataFrame, prefer: dict | None) -> dict:
+    """Scheme -> (group, plan, realised schedule, run) of the run its column shows: the lowest seed of the group of
+    n_S ``prefer[scheme]`` (else of the lowest n_S); schemes without metrics to show are left out."""
+    columns = {}
+    for scheme, members in _by_scheme(_plans(part)).items():
+        want = (prefer or {}).get(scheme)
+        g, plan = min(members, key=lambda gp: (gp[0]["num_small"] != want, gp[0]["num_small"]))
+        run_dir = sorted(g["run_dirs"])[0]
+        data = realised(run_dir, plan)
+        if not data.empty:
+            columns[scheme] = (g, plan, data, run_dir)
+    return columns
+
+
 def _seed(run_dir) -> str:
     try:
         return str(json.loads((Path(run_dir) / "summary.json").read_text()).get("seed"))
@@ -394,6 +400,22 @@ def time_model(measured: pd.DataFrame, out: Path) -> List[Figure]:
         figures.append(_save(fig, out, f"time_model_{profile}",
                              f"Time model {profile}: measurements and the linear fit t(B) = a·B + b (Eq. 2)"))
     return figures
+
+
+def _claims_legend(data: pd.DataFrame, time_axis) -> list:
+    """The forest plot's legend entries, and DBSL's time budget k drawn on the time panel where a row has one."""
+    k = data.loc[data["num_small"] > 0, "extra_time_ratio"]
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color="grey", markersize=4, alpha=0.6,
+                          label="one seed's paired difference"),
+               plt.Line2D([], [], marker="o", linestyle="-", color="grey", label="mean, 95 % interval"),
+               plt.Line2D([], [], marker="D", linestyle="", markerfacecolor="none", markeredgecolor="black",
+                          label="paper (a single run each)")]
+    if not k.empty:
+        budget = (float(k.iloc[0]) - 1) * 100
+        time_axis.axvline(budget, color=SCHEME_COLOURS["dbsl"], linestyle="--", linewidth=0.8)
+        handles.append(plt.Line2D([], [], color=SCHEME_COLOURS["dbsl"], linestyle="--",
+                                  label=f"DBSL's budget k (+{budget:.0f} %)"))
+    return handles
 
 
 def claims(data: pd.DataFrame, per_seed: pd.DataFrame, out: Path, name: str, title: str,
@@ -428,17 +450,7 @@ def claims(data: pd.DataFrame, per_seed: pd.DataFrame, out: Path, name: str, tit
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set(xlabel=xlabel, yticks=y, yticklabels=labels)
         ax.grid(axis="x", alpha=0.3)
-    k = data.loc[data["num_small"] > 0, "extra_time_ratio"]
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color="grey", markersize=4, alpha=0.6,
-                          label="one seed's paired difference"),
-               plt.Line2D([], [], marker="o", linestyle="-", color="grey", label="mean, 95 % interval"),
-               plt.Line2D([], [], marker="D", linestyle="", markerfacecolor="none", markeredgecolor="black",
-                          label="paper (a single run each)")]
-    if not k.empty:
-        budget = (float(k.iloc[0]) - 1) * 100
-        axes[1].axvline(budget, color=SCHEME_COLOURS["dbsl"], linestyle="--", linewidth=0.8)
-        handles.append(plt.Line2D([], [], color=SCHEME_COLOURS["dbsl"], linestyle="--",
-                                  label=f"DBSL's budget k (+{budget:.0f} %)"))
+    handles = _claims_legend(data, axes[1])
     fig.suptitle(f"{title}: the paper's claims against these runs")
     fig.tight_layout()
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,

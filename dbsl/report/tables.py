@@ -135,6 +135,25 @@ def per_seed_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | Non
     return Table("per_seed", "Results per run (seed)", data, display, notes)
 
 
+def _with_gaps(data: pd.DataFrame) -> pd.DataFrame:
+    """Each PS baseline's gap to its experiment's first reference, paired by seed where both ran the seed (else the
+    difference of the means); NaN without a reference."""
+    for experiment, part in data.groupby("experiment"):
+        refs = part[part["role"].str.startswith("reference")]
+        for i in part.index[part["role"] == "PS baseline"]:
+            if refs.empty:
+                continue
+            ref = pd.Series(refs.iloc[0]["per_seed"], dtype=float)
+            ours = pd.Series(data.at[i, "per_seed"], dtype=float)
+            common = ref.index.intersection(ours.index)
+            data.at[i, "gap_pp"] = float((ours[common] - ref[common]).mean()) if len(common) else (
+                ours.mean() - ref.mean())
+            data.at[i, "gap_paired_seeds"] = len(common)
+    if "gap_pp" not in data:
+        data["gap_pp"], data["gap_paired_seeds"] = float("nan"), 0
+    return data
+
+
 def reference_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | None = None,
                     endpoint_label: str = "final top-1") -> Table | None:
     """The regime's ceiling: per experiment, the references (ps.num_workers = 1; :func:`reference_name` says which kind)
@@ -160,20 +179,7 @@ def reference_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | No
                                                                  dtype=float).max()})
     if not any(r["role"].startswith("reference") for r in rows):
         return None
-    data = pd.DataFrame(rows)
-    for experiment, part in data.groupby("experiment"):
-        refs = part[part["role"].str.startswith("reference")]
-        for i in part.index[part["role"] == "PS baseline"]:
-            if refs.empty:
-                continue
-            ref = pd.Series(refs.iloc[0]["per_seed"], dtype=float)
-            ours = pd.Series(data.at[i, "per_seed"], dtype=float)
-            common = ref.index.intersection(ours.index)
-            data.at[i, "gap_pp"] = float((ours[common] - ref[common]).mean()) if len(common) else (
-                ours.mean() - ref.mean())
-            data.at[i, "gap_paired_seeds"] = len(common)
-    if "gap_pp" not in data:
-        data["gap_pp"], data["gap_paired_seeds"] = float("nan"), 0
+    data = _with_gaps(pd.DataFrame(rows))
     display = pd.DataFrame({
         "experiment": data["experiment"], "runs": data["role"], "group": data["label"],
         "workers": data["num_workers"], "seeds": data["runs"],
