@@ -32,6 +32,8 @@ SECTIONS: List[Callable[[ReportContext], Section | List[Section] | None]] = [
 
 @dataclass
 class Report:
+    """What a build wrote: the report folder, the records it read, its tables and figures, and what it left out."""
+
     out: Path
     runset: RunSet
     tables: List = field(default_factory=list)

@@ -79,6 +79,24 @@ def parameter_table(name: str, title: str, cfg: Config, size: int, ks: Sequence[
     return Table(name, title, data, display, notes)
 
 
+def recorded_config(runset: RunSet, run_dir: str) -> tuple[Config, int] | None:
+    """A run's config.yaml and the d its plan divided (the plan's, else the config's); None when the record has no
+    config.yaml. A config that cannot be read raises what :func:`dbsl.config.config_from_yaml` raises."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        return None
+    cfg = config_from_yaml(path)
+    size = runset.runs.set_index("run_dir")["dataset_size"].get(run_dir)
+    return cfg, int(size) if pd.notna(size) else dataset_size(cfg)
+
+
+def preset_config(overrides: Sequence[str]) -> Config:
+    """The config of a preset (e.g. experiment=paper_cifar100), composed as a run would be."""
+    with warnings.catch_warnings():  # the calibrated-profile search path may not exist here: not needed
+        warnings.filterwarnings("ignore", message=".*searchpath.*")
+        return compose_config(list(overrides))
+
+
 def run_parameter_tables(runset: RunSet, groups: pd.DataFrame, problems: list | None = None) -> list[Table]:
     """Training parameters (Table 2/6 layout) of each experiment's parameter-server runs (not the one-process
     reference), from a run's config.yaml, for the k values its runs used; settings that give the same table are
@@ -90,15 +108,14 @@ def run_parameter_tables(runset: RunSet, groups: pd.DataFrame, problems: list | 
         seen = set()
         for _, setup in part.groupby("setup", sort=True):
             run_dir = setup["run_dirs"].iloc[0][0]
-            if not (Path(run_dir) / "config.yaml").exists():
-                continue
             try:
-                cfg = config_from_yaml(Path(run_dir) / "config.yaml")
+                recorded = recorded_config(runset, run_dir)
             except Exception as err:  # noqa: BLE001 - e.g. a record of an older config schema: no table, named
                 problems.append(f"{run_dir}/config.yaml: no training-parameter table ({type(err).__name__})")
                 continue
-            size = runset.runs.set_index("run_dir")["dataset_size"].get(run_dir)
-            size = int(size) if pd.notna(size) else dataset_size(cfg)
+            if recorded is None:
+                continue
+            cfg, size = recorded
             ks = sorted(set(setup.loc[setup["num_small"] > 0, "extra_time_ratio"])) or [cfg.dbsl.extra_time_ratio]
             suffix = f" ({len(seen) + 1})" if seen else ""
             table = parameter_table(f"params_{slug(experiment)}{suffix.replace(' (', '_').rstrip(')')}",
@@ -114,8 +131,6 @@ def paper_parameter_tables() -> list[Table]:
     """Tables 2 and 6 derived from the paper presets' coefficients (no run needed)."""
     tables = []
     for name, title, overrides, ks in PAPER_PRESETS:
-        with warnings.catch_warnings():  # the calibrated-profile search path may not exist here: not needed
-            warnings.filterwarnings("ignore", message=".*searchpath.*")
-            cfg = compose_config(overrides)
+        cfg = preset_config(overrides)
         tables.append(parameter_table(name, title, cfg, dataset_size(cfg), ks))
     return tables

@@ -5,17 +5,13 @@ latency of ASP (:mod:`.schedule`)."""
 from __future__ import annotations
 
 import dataclasses
-import warnings
-from pathlib import Path
 
 import pandas as pd
 
-from ..compose import compose_config
 from ..config import Config
-from ..config import config_from_yaml
 from ..plan import Plan, build_plan, dataset_size
 from .collect import is_reference
-from .params import parameter_rows
+from .params import parameter_rows, preset_config, recorded_config
 from .render import Table, slug
 from .schedule import latency_summary
 
@@ -30,12 +26,6 @@ def samples_per_epoch(plan: Plan, num_small: int) -> float:
     phase = plan.phases[-1]
     large = (plan.num_workers - num_small) * phase.steps_large * phase.batch_large
     return float(large + (num_small * phase.steps_small * phase.batch_small if num_small else 0))
-
-
-def paper_config() -> Config:
-    with warnings.catch_warnings():  # the calibrated-profile search path may not exist here: not needed
-        warnings.filterwarnings("ignore", message=".*searchpath.*")
-        return compose_config([f"experiment={PAPER_PRESET}"])
 
 
 def _dual(cfg: Config, num_small: int) -> Config:
@@ -90,7 +80,7 @@ def facts(cfg: Config, size: int, num_small: int = 2) -> dict:
 def protocol_table(experiment: str, run_dirs: list, cfg: Config, size: int, declared: list | None = None,
                    num_small: int = 2) -> Table:
     """Deviations from the paper's protocol of one experiment's runs (``cfg``: the config of its PS baseline)."""
-    paper_cfg = paper_config()
+    paper_cfg = preset_config([f"experiment={PAPER_PRESET}"])
     here, paper = facts(cfg, size, num_small), facts(paper_cfg, dataset_size(paper_cfg), num_small)
     rows = [{"aspect": k, "paper": paper[k], "here": here[k], "source": "computed"} for k in here]
     rows.insert(len(rows) - 1, {"aspect": "precision", "paper": PAPER_PRECISION,
@@ -124,14 +114,13 @@ def protocol_tables(runset, groups: pd.DataFrame, declared: list | None = None, 
             continue
         base = ps[ps["group"] == ps["baseline_group"]]
         first = (base if not base.empty else ps).iloc[0]["run_dirs"][0]
-        if not (Path(first) / "config.yaml").exists():
-            continue
         try:
-            cfg = config_from_yaml(Path(first) / "config.yaml")
+            recorded = recorded_config(runset, first)
         except Exception:  # noqa: BLE001 - an older config schema: no table
             continue
-        size = runset.runs.set_index("run_dir")["dataset_size"].get(first)
-        size = int(size) if pd.notna(size) else dataset_size(cfg)
+        if recorded is None:
+            continue
+        cfg, size = recorded
         run_dirs = [d for dirs in ps["run_dirs"] for d in dirs]
         tables.append(protocol_table(experiment, run_dirs, cfg, size, declared, num_small))
     return tables
