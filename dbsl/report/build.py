@@ -1,35 +1,39 @@
-"""Collect -> tables -> figures -> README.md + index.html, written to a fresh folder that replaces the old report
-only once it is complete (a crash leaves the previous report as it was); :mod:`.outdir` keeps ``--out`` safe."""
+"""A report is a list of sections, top to bottom (:data:`SECTIONS`), each a function of one
+:class:`.context.ReportContext` that returns its section or None; adding a section is writing one function and
+naming it here. The build collects the records, walks the list and writes the tables, README.md and index.html to a
+fresh folder that replaces the old report only once it is complete (a crash leaves the previous report as it was);
+:mod:`.outdir` keeps ``--out`` safe."""
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
-import pandas as pd
-
-from . import figures as fig
-from . import study
-from .claims import claim_rows, claims_tables, seed_deltas
-from .collect import ReportError, RunSet, csv_files_with, group_runs, load_runs
-from .endpoint import balance_warnings, endpoint
-from .artifact import merge_role_table, steered_table
-from .finalmodel import final_model_tables
-from .fidelity import (BATCH_TIME_COLUMNS, VALIDATION_COLUMNS, calibration_table, fidelity_table, load_measurements,
-                       validation_table)
-from .html import Section, index_html, readme
+from . import sections, study
+from .collect import ReportError, RunSet, group_runs, load_runs
+from .context import ReportContext
+from .endpoint import endpoint
+from .html import index_html, readme
 from .outdir import check_out, install, remove_stale_staging, staging_folder
-from .paper import paper_tables
-from .params import paper_parameter_tables
 from .prereg import demote_headings, read_prereg
-from .tables import accuracy_tables, run_parameter_tables, runs_table, slug
+from .render import Section
+
+TITLE = "dbsl report"
+# the report, top to bottom; a study's answers and pre-registration only with --prereg, the experiments one each
+SECTIONS: List[Callable[[ReportContext], Section | List[Section] | None]] = [
+    study.answers_section, sections.overview_section, study.prereg_section, sections.claims_section,
+    sections.merge_section, study.reference_section, sections.reading_section, sections.experiment_sections,
+    sections.final_models_section, study.results_section, study.protocol_section, sections.run_parameters_section,
+    sections.time_model_section, study.environment_section, sections.paper_numbers_section,
+    sections.paper_parameters_section, sections.runs_section]
 
 
 @dataclass
 class Report:
+    """What a build wrote: the report folder, the records it read, its tables and figures, and what it left out."""
+
     out: Path
     runset: RunSet
     tables: List = field(default_factory=list)
@@ -55,13 +59,9 @@ def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = T
     remove_stale_staging(out)
     work = staging_folder(out)
     try:
-        report = Report(out, runset, problems=problems)
-        sections = _sections(report, groups, roots, work, figures, notes, notes_text, plan)
-        for table in report.tables:
-            table.write(work / "tables")
-        title = "dbsl report"
-        (work / "README.md").write_text(readme(title, sections))
-        (work / "index.html").write_text(index_html(title, sections))
+        point = endpoint(runset, plan.endpoint if plan else "best_top1")
+        report = write_report(ReportContext(runset, groups, point, roots, out, work, figures, notes, notes_text,
+                                            plan, problems))
         install(work, out, force)
     except BaseException as err:
         shutil.rmtree(work, ignore_errors=True)
@@ -73,7 +73,25 @@ def build_report(roots: Sequence[Path | str], out: Path | str, figures: bool = T
     return report
 
 
+def write_report(ctx: ReportContext) -> Report:
+    """Walks :data:`SECTIONS` and writes every section's tables, README.md and index.html into ``ctx.work``."""
+    page: List[Section] = []
+    for make in SECTIONS:
+        made = make(ctx)
+        page += [] if made is None else [made] if isinstance(made, Section) else made
+    report = Report(ctx.out, ctx.runset, problems=ctx.problems)
+    for section in page:
+        report.tables += section.tables
+        report.figures += section.figures
+    for table in report.tables:
+        table.write(ctx.work / "tables")
+    (ctx.work / "README.md").write_text(readme(TITLE, page))
+    (ctx.work / "index.html").write_text(index_html(TITLE, page))
+    return report
+
+
 def read_notes(notes: Path | str | None) -> List[str]:
+    """The paragraphs of the --notes file (none without one); ReportError when it cannot be read."""
     if notes is None:
         return []
     try:
@@ -82,103 +100,3 @@ def read_notes(notes: Path | str | None) -> List[str]:
         raise ReportError(f"--notes {notes}: cannot read it ({type(err).__name__}); pass a Markdown file or leave "
                           "--notes out") from err
     return [p.strip() for p in demote_headings(text).split("\n\n") if p.strip()]  # its '#' under this '##'
-
-
-def rebuild_command(roots, out: Path, figures: bool = True, notes: Path | str | None = None,
-                    prereg: Path | str | None = None) -> str:
-    """The command that rebuilds this report from the same records (paths as they were given)."""
-    flags = ([] if figures else ["--no-figures"]) + ([] if notes is None else ["--notes", str(notes)])
-    flags += [] if prereg is None else ["--prereg", str(prereg)]
-    return " ".join(["python -m dbsl.report", *map(str, roots), "--out", str(out), *flags])
-
-
-def _sections(report: Report, groups, roots, work: Path, figures: bool, notes, notes_text,
-              prereg=None) -> List[Section]:
-    runs = report.runset.runs
-    counts = runs["status"].value_counts()
-    point = endpoint(report.runset, prereg.endpoint if prereg else "best_top1")
-    overview = Section("Overview", [
-        f"Generated {dt.datetime.now().isoformat(timespec='seconds')} from {', '.join(map(str, roots))}. "
-        f"Rebuild it with `{rebuild_command(roots, report.out, figures, notes, prereg and prereg.path)}`.",
-        f"{len(runs)} run records: {counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed, "
-        f"{counts.get('running', 0)} incomplete, {counts.get('interrupted', 0)} interrupted, "
-        f"{counts.get('malformed', 0)} malformed, {counts.get('diverged', 0)} diverged"
-        + (f", {counts['pruned']} pruned by the tuner" if counts.get("pruned") else "") + "; "
-        f"{int(runs['included'].sum())} completed runs in {len(groups)} groups (runs that differ only by seed) "
-        "make the numbers. Failed, diverged, incomplete, interrupted and malformed records are listed under Runs and "
-        "left out."])
-    sections = [overview]
-    warnings = balance_warnings(groups, point)
-    if prereg is not None:
-        registered, judged = study.prereg_section(prereg, report.runset, groups, point)
-        # the pre-registration's time rule: DBSL's interval below (k-1), without the exploratory table's slack
-        rows = claim_rows(report.runset, groups, point, slack_pct=0.0) if not groups.empty else pd.DataFrame()
-        sections = [study.answers_section(judged, rows, warnings), overview, registered]
-    claims = claims_tables(report.runset, groups, point) if not groups.empty else []
-    if claims:
-        text = ([study.EXPLORATORY] if prereg else []) + [f"**Warning, balance of the endpoint.** {w}"
-                                                          for w in warnings]
-        section = Section("The paper's claims against these runs", text, claims)
-        if figures:
-            per_seed = seed_deltas(report.runset, groups, point)
-            made = [fig.claims(t.data, per_seed, work, t.name, t.data["experiment"].iloc[0], point.key, point.label)
-                    for t in claims]
-            section.figures = [f for f in made if f is not None]
-        sections.append(section)
-    artifact = [t for t in (merge_role_table(report.runset, groups, point), steered_table(report.runset, groups, point))
-                if t is not None]
-    if artifact:
-        sections.append(Section("Whose merge is tested", tables=artifact))
-    reference = study.reference_section(report.runset, groups, point) if not groups.empty else None
-    sections += [reference] if reference else []
-    if notes_text:
-        sections.append(Section("Reading the results", notes_text))
-    for table in accuracy_tables(groups) if not groups.empty else []:
-        experiment = table.data["experiment"].iloc[0]
-        part = groups[groups["experiment"] == experiment]
-        section = Section(f"Experiment {experiment}", tables=[table])
-        if figures:
-            stem = slug(experiment)
-            prefer = {c.scheme: c.num_small for c in prereg.primary} if prereg else None
-            made = [fig.curves(part, work, f"curves_{stem}", experiment),
-                    fig.final_stage(part, work, f"final_stage_{stem}", experiment),
-                    fig.pareto(runs, part, work, f"pareto_{stem}", experiment, point.values, point.label),
-                    fig.schedule(part, work, f"schedule_{stem}", experiment),
-                    fig.realised_schedule(part, work, f"realised_schedule_{stem}", experiment, prefer)]
-            section.figures = [f for f in made if f is not None]
-        sections.append(section)
-    final_models = final_model_tables(runs, groups)
-    if final_models:
-        sections.append(Section("The final models (post-hoc checks)", tables=final_models))
-    if not groups.empty:
-        sections.append(study.results_section(report.runset, groups, point if prereg else None))
-        protocol = study.protocol_section(report.runset, groups, prereg)
-        sections += [protocol] if protocol else []
-        sections.append(Section("Training parameters of the runs (Table 2/6 layout)",
-                                tables=run_parameter_tables(report.runset, groups, report.problems)))
-    measured, unread = load_measurements(csv_files_with(roots, BATCH_TIME_COLUMNS), BATCH_TIME_COLUMNS)
-    validated, unread_too = load_measurements(csv_files_with(roots, VALIDATION_COLUMNS), VALIDATION_COLUMNS)
-    report.problems += unread + unread_too
-    cpus = report.runset.runs.set_index("run_dir")["cpu"].to_dict() if "cpu" in report.runset.runs else {}
-    made = (fidelity_table(groups, cpus) if not groups.empty else None, validation_table(validated),
-            calibration_table(measured))
-    timing = Section("Time model", tables=[t for t in made if t is not None])
-    if figures and not measured.empty:
-        timing.figures = fig.time_model(measured, work)
-    if timing.tables or timing.figures:
-        sections.append(timing)
-    environment = study.environment_section(report.runset)
-    sections += [environment] if environment else []
-    sections.append(Section("The paper's numbers beside ours", [
-        "Published values from dbsl/report/paper_results.csv (paper Tables 3, 5, 8, 10)."],
-        tables=paper_tables(groups)))
-    sections.append(Section("The paper's training parameters, derived (Tables 2 and 6)", [
-        "Computed by the plan (Eqs. 4-8) from the paper presets' time-model coefficients, not transcribed."],
-        tables=paper_parameter_tables()))
-    not_records = report.problems[int((~runs["included"]).sum()):]  # files other than the run records
-    sections.append(Section("Runs", [f"Skipped: {p}" for p in not_records],
-                            tables=[runs_table(report.runset)]))
-    for s in sections:
-        report.tables += s.tables
-        report.figures += s.figures
-    return sections

@@ -32,8 +32,7 @@ from . import stats as paired_stats
 from .collect import RunSet, by_seed as _by_seed, other_cpu_seeds
 from .endpoint import Endpoint, endpoint
 from .paper import comparison
-from .render import Table, num
-from .tables import slug
+from .render import Table, num, slug
 
 CONFIDENCE = 0.95
 # scheme -> (accuracy claim, time claim); "higher"/"lower" are directions, "not lower" tolerates no change,

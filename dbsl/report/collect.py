@@ -132,15 +132,7 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
         row["note"] = f"config.yaml is unreadable ({type(err).__name__}: {str(err).splitlines()[0]})"
         return row, None
     status = summary["status"]
-    row.update(status=status, name=summary.get("name", "default"), dataset=summary.get("dataset"),
-               scheme=summary.get("scheme"), cyclic=bool(summary.get("cyclic")),
-               num_small=summary.get("num_small"), extra_time_ratio=summary.get("extra_time_ratio"),
-               update_factor=summary.get("update_factor"), merge_rule=summary.get("merge_rule"),
-               sync=summary.get("sync"), num_workers=summary.get("num_workers"), hardware=summary.get("hardware"),
-               executor=summary.get("executor"), seed=summary.get("seed"), total_commits=summary.get("total_commits"),
-               dataset_size=(summary.get("plan") or {}).get("dataset_size"),
-               best_commit=(summary.get("best") or {}).get("commit"), measured_clock=summary.get("measured_clock"),
-               cpu=_cpu(summary), git_commit=summary.get("git_commit"), finished=summary.get("finished"))
+    row.update(_settings(summary))
     commits, bad_cell = _commits_recorded(run_dir)
     row["commits_recorded"] = None if commits is None else len(commits)
     if status in ("failed", "diverged", "pruned"):
@@ -151,13 +143,7 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
         row["note"] = (f"{word}: {row['commits_recorded'] or 0} of {row['total_commits']} commits recorded "
                        f"({how}the same command resumes it)")
         return row, config
-    lacking = [k for k in REQUIRED if summary.get(k) is None]
-    lacking += [f"{sec}.{key}" for sec, key, _ in METRICS.values()
-                if isinstance(summary.get(sec), dict) and not isinstance(summary[sec].get(key), (int, float))]
-    if summary.get("num_small") is not None and not isinstance(summary["num_small"], int):
-        lacking.append("an integer num_small")
-    if not isinstance(summary.get("extra_time_ratio"), (int, float)):
-        lacking.append("a numeric extra_time_ratio")
+    lacking = _lacking(summary)
     if lacking:
         row.update(status="malformed", note=f"completed, but summary.json lacks {', '.join(lacking)}")
         return row, None
@@ -173,6 +159,32 @@ def load_run(run_dir: Path) -> tuple[dict, dict | None]:
         row[column] = float(value) * scale if isinstance(value, (int, float)) else math.nan
     row["included"] = True
     return row, config
+
+
+def _settings(summary: dict) -> dict:
+    """What a run was (scheme, n_S, k, workers, seed, ...) and where it ran, as its summary.json says."""
+    return dict(status=summary["status"], name=summary.get("name", "default"), dataset=summary.get("dataset"),
+                scheme=summary.get("scheme"), cyclic=bool(summary.get("cyclic")),
+                num_small=summary.get("num_small"), extra_time_ratio=summary.get("extra_time_ratio"),
+                update_factor=summary.get("update_factor"), merge_rule=summary.get("merge_rule"),
+                sync=summary.get("sync"), num_workers=summary.get("num_workers"), hardware=summary.get("hardware"),
+                executor=summary.get("executor"), seed=summary.get("seed"),
+                total_commits=summary.get("total_commits"),
+                dataset_size=(summary.get("plan") or {}).get("dataset_size"),
+                best_commit=(summary.get("best") or {}).get("commit"), measured_clock=summary.get("measured_clock"),
+                cpu=_cpu(summary), git_commit=summary.get("git_commit"), finished=summary.get("finished"))
+
+
+def _lacking(summary: dict) -> List[str]:
+    """What a completed run's summary.json lacks of the fields the numbers need."""
+    lacking = [k for k in REQUIRED if summary.get(k) is None]
+    lacking += [f"{sec}.{key}" for sec, key, _ in METRICS.values()
+                if isinstance(summary.get(sec), dict) and not isinstance(summary[sec].get(key), (int, float))]
+    if summary.get("num_small") is not None and not isinstance(summary["num_small"], int):
+        lacking.append("an integer num_small")
+    if not isinstance(summary.get("extra_time_ratio"), (int, float)):
+        lacking.append("a numeric extra_time_ratio")
+    return lacking
 
 
 def load_runs(roots: Sequence[Path | str]) -> RunSet:

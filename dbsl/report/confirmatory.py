@@ -80,28 +80,9 @@ def judge(prereg: PreRegistration, runset: RunSet, groups: pd.DataFrame, point: 
         j.baseline = by_group.loc[j.group["baseline_group"]]
         ours = {int(runs.loc[d, "seed"]): point.values.get(d) for d in j.group["run_dirs"]}
         base = {int(runs.loc[d, "seed"]): point.values.get(d) for d in j.baseline["run_dirs"]}
-        missing = sorted(s for s, v in {**ours, **base}.items() if pd.isna(v))
-        if missing:
-            deviations.append(f"{c.label}: the endpoint ({point.text}) cannot be computed for seed(s) "
-                              f"{', '.join(map(str, missing))} (too few evaluations); left out.")
-        ours = {s: v for s, v in ours.items() if pd.notna(v)}
-        base = {s: v for s, v in base.items() if pd.notna(v)}
-        paired = sorted(set(ours) & set(base))
-        unpaired = sorted(set(ours) ^ set(base))
-        if unpaired:
-            deviations.append(f"{c.label}: seed(s) {', '.join(map(str, unpaired))} completed on one side only "
-                              "(the scheme or its baseline) and cannot be paired; left out.")
-        if len(paired) > prereg.seeds:
-            deviations.append(f"{c.label}: {len(paired)} paired seeds, more than the {prereg.seeds} pre-registered; "
-                              f"the test uses the first {prereg.seeds} ({', '.join(map(str, paired[:prereg.seeds]))})"
-                              f" and leaves out {', '.join(map(str, paired[prereg.seeds:]))}.")
-            paired = paired[:prereg.seeds]
-        elif len(paired) < prereg.seeds:
-            deviations.append(f"{c.label}: {len(paired)} paired seeds, fewer than the {prereg.seeds} "
-                              "pre-registered.")
-        j.seeds = paired
-        j.diffs = [ours[s] - base[s] for s in paired]
-        if len(paired) < 2:
+        j.seeds = _paired_seeds(prereg, c, ours, base, point, deviations)
+        j.diffs = [ours[s] - base[s] for s in j.seeds]
+        if len(j.seeds) < 2:
             continue
         j.result = stats.paired(j.diffs, CONFIDENCE, c.margin_pp if c.test == "noninferiority" else None)
         if c.test == "noninferiority":
@@ -117,6 +98,30 @@ def judge(prereg: PreRegistration, runset: RunSet, groups: pd.DataFrame, point: 
     deviations += _incomplete(runset)
     deviations += _extra_configs(prereg, groups)
     return judged, deviations
+
+
+def _paired_seeds(prereg: PreRegistration, c: Contrast, ours: dict, base: dict, point: Endpoint,
+                  deviations: List[str]) -> List[int]:
+    """The seeds a contrast is tested on: those with the endpoint on both sides (``ours``, ``base``: seed ->
+    endpoint), at most the pre-registered number; every seed left out, and a shortfall, is a deviation."""
+    missing = sorted(s for s, v in {**ours, **base}.items() if pd.isna(v))
+    if missing:
+        deviations.append(f"{c.label}: the endpoint ({point.text}) cannot be computed for seed(s) "
+                          f"{', '.join(map(str, missing))} (too few evaluations); left out.")
+    ours = {s for s, v in ours.items() if pd.notna(v)}
+    base = {s for s, v in base.items() if pd.notna(v)}
+    paired, unpaired = sorted(ours & base), sorted(ours ^ base)
+    if unpaired:
+        deviations.append(f"{c.label}: seed(s) {', '.join(map(str, unpaired))} completed on one side only "
+                          "(the scheme or its baseline) and cannot be paired; left out.")
+    if len(paired) > prereg.seeds:
+        deviations.append(f"{c.label}: {len(paired)} paired seeds, more than the {prereg.seeds} pre-registered; "
+                          f"the test uses the first {prereg.seeds} ({', '.join(map(str, paired[:prereg.seeds]))})"
+                          f" and leaves out {', '.join(map(str, paired[prereg.seeds:]))}.")
+        paired = paired[:prereg.seeds]
+    elif len(paired) < prereg.seeds:
+        deviations.append(f"{c.label}: {len(paired)} paired seeds, fewer than the {prereg.seeds} pre-registered.")
+    return paired
 
 
 def _incomplete(runset: RunSet) -> List[str]:
@@ -148,7 +153,8 @@ def _level(prereg: PreRegistration, m: int, primary: bool) -> float:
 
 
 def _verdict(prereg: PreRegistration, j: Judged, m: int) -> None:
-    c, r, alpha = j.contrast, j.result, prereg.alpha
+    """A contrast's verdict, its answer in one plain sentence and its power statement (``m``: primary contrasts)."""
+    c, r = j.contrast, j.result
     name = f"{NAMES[c.scheme]} with n_S = {c.num_small}" if c.num_small or c.scheme != "cpl" else NAMES[c.scheme]
     if r is None:
         j.verdict = "not tested" + (f" ({len(j.seeds)} paired seed)" if j.group is not None else " (no runs)")
@@ -161,26 +167,35 @@ def _verdict(prereg: PreRegistration, j: Judged, m: int) -> None:
     p_value = _p(j.p_adjusted)
     p_text = f"{corrected}p {p_value if p_value.startswith('<') else '= ' + p_value}"
     ci = f"{r.mean:+.2f} pp [95 % CI {r.low:+.2f}, {r.high:+.2f}] over {r.n} paired seeds"
-    if c.test == "superiority":
-        detect = stats.detectable_effect(r.sd, r.n, level)
-        j.power = (f"half-width ±{r.half_width:.2f} pp; a two-sided paired t-test at {level:.3g} detects "
-                   f"{detect:.2f} pp with 80 % power at the observed s.d. {r.sd:.2f} pp" if r.sd > 0 else
-                   "exact: the same change in every seed")
-        if prereg.effect_pp and r.sd > 0:
-            j.power += (f"; power for the planned {prereg.effect_pp:g} pp: "
-                        f"{100 * stats.power(prereg.effect_pp, r.sd, r.n, level):.0f} %")
-        if j.p_adjusted < alpha:
-            j.verdict = "shown: higher" if r.mean > 0 else "opposite: lower"
-            word = "Yes" if r.mean > 0 else "No, it is worse"
-        else:
-            j.verdict = "not shown: no resolved difference"
-            word = "Not shown"
-        j.answer = (f"Does {name} raise {prereg.endpoint_text} over the baseline? {word}: {ci}, {p_text}"
-                    f"{'' if c.primary else ' (secondary, uncorrected: exploratory)'}; the study resolves "
-                    f"{detect:.2f} pp with 80 % power." if r.sd > 0 else
-                    f"Does {name} raise {prereg.endpoint_text} over the baseline? {word}: {ci}, the same in every "
-                    "seed.")
-        return
+    (_superiority if c.test == "superiority" else _noninferiority)(prereg, j, name, level, ci, p_text)
+
+
+def _superiority(prereg: PreRegistration, j: Judged, name: str, level: float, ci: str, p_text: str) -> None:
+    """A superiority contrast's verdict, answer and power (``ci``: its change with the interval)."""
+    c, r = j.contrast, j.result
+    detect = stats.detectable_effect(r.sd, r.n, level)
+    j.power = (f"half-width ±{r.half_width:.2f} pp; a two-sided paired t-test at {level:.3g} detects "
+               f"{detect:.2f} pp with 80 % power at the observed s.d. {r.sd:.2f} pp" if r.sd > 0 else
+               "exact: the same change in every seed")
+    if prereg.effect_pp and r.sd > 0:
+        j.power += (f"; power for the planned {prereg.effect_pp:g} pp: "
+                    f"{100 * stats.power(prereg.effect_pp, r.sd, r.n, level):.0f} %")
+    if j.p_adjusted < prereg.alpha:
+        j.verdict = "shown: higher" if r.mean > 0 else "opposite: lower"
+        word = "Yes" if r.mean > 0 else "No, it is worse"
+    else:
+        j.verdict = "not shown: no resolved difference"
+        word = "Not shown"
+    j.answer = (f"Does {name} raise {prereg.endpoint_text} over the baseline? {word}: {ci}, {p_text}"
+                f"{'' if c.primary else ' (secondary, uncorrected: exploratory)'}; the study resolves "
+                f"{detect:.2f} pp with 80 % power." if r.sd > 0 else
+                f"Does {name} raise {prereg.endpoint_text} over the baseline? {word}: {ci}, the same in every "
+                "seed.")
+
+
+def _noninferiority(prereg: PreRegistration, j: Judged, name: str, level: float, ci: str, p_text: str) -> None:
+    """A non-inferiority contrast's verdict, answer and power."""
+    c, r, alpha = j.contrast, j.result, prereg.alpha
     margin = c.margin_pp
     detect = stats.detectable_effect(r.sd, r.n, level, sides=1)
     j.power = (f"lower bound of the {100 * (1 - 2 * alpha):.0f} % interval {j.ni_low:+.2f} pp against the margin "

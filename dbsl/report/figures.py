@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
@@ -21,7 +20,8 @@ import seaborn as sns  # noqa: E402
 from ..plan import Plan  # noqa: E402
 from ..timemodel import fit_linear  # noqa: E402
 from .collect import is_reference, metric_frame, reference_name  # noqa: E402
-from .protocol import realised  # noqa: E402
+from .render import Figure, save_figure  # noqa: E402
+from .schedule import read_plan, realised  # noqa: E402
 
 # One colour per scheme, the same in every figure (the references: one worker, ps.num_workers=1); n_S by line style
 SCHEME_COLOURS = {"baseline": "#333333", "dbsl": "#1f77b4", "cpl": "#2ca02c", "hybrid": "#d62728",
@@ -49,18 +49,11 @@ def group_style(g) -> dict:
     return {"color": colour(g["scheme"], g.get("num_workers")), "linestyle": line, "marker": marker, "label": label}
 
 
-@dataclass
-class Figure:
-    path: str  # relative to the report folder
-    caption: str
-
-
-def _save(fig, out: Path, name: str) -> str:
-    path = out / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return f"figures/{name}.png"
+def _save(fig, out: Path, name: str, caption: str) -> Figure:
+    try:
+        return save_figure(fig, out, name, caption)
+    finally:
+        plt.close(fig)
 
 
 def _legend_below(fig, handles, labels, ncol: int | None = None) -> None:
@@ -133,7 +126,7 @@ def curves(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | Non
     fig.suptitle(title)
     fig.tight_layout()
     _legend_below(fig, list(handles.values()), list(handles.keys()))
-    return Figure(_save(fig, out, name), caption)
+    return _save(fig, out, name, caption)
 
 
 def final_stage(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | None:
@@ -163,8 +156,8 @@ def final_stage(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure 
     fig.suptitle(f"{title}: the final stage")
     fig.tight_layout()
     _legend_below(fig, list(handles.values()), list(handles.keys()))
-    return Figure(_save(fig, out, name), f"{title}: test top-1 over the last quarter of the epochs (after epoch "
-                                         f"{int(start)}), mean over seeds of each epoch's evaluations with a band of "
+    return _save(fig, out, name, f"{title}: test top-1 over the last quarter of the epochs (after epoch "
+                                 f"{int(start)}), mean over seeds of each epoch's evaluations with a band of "
                                          "± one s.d. over seeds; the y axis spans these values only")
 
 
@@ -252,8 +245,8 @@ def pareto(runs: pd.DataFrame, part: pd.DataFrame, out: Path, name: str, title: 
     fig.tight_layout()
     _legend_below(fig, list(handles.values()), list(handles.keys()))
     per_cpu = " (measured time: one panel and front per CPU model)" if len(panels) > 2 else ""
-    return Figure(_save(fig, out, name),
-                  f"{title}: {label} against training time per run, with the Pareto front{per_cpu}")
+    return _save(fig, out, name,
+                 f"{title}: {label} against training time per run, with the Pareto front{per_cpu}")
 
 
 def schedule_frame(plan: Plan) -> pd.DataFrame:
@@ -266,13 +259,9 @@ def schedule_frame(plan: Plan) -> pd.DataFrame:
 
 
 def _plans(part: pd.DataFrame) -> list[tuple[pd.Series, Plan]]:
-    plans = []
-    for _, g in part.iterrows():
-        try:
-            plans.append((g, Plan.from_dict(json.loads((Path(g["run_dirs"][0]) / "plan.json").read_text()))))
-        except (OSError, ValueError, TypeError, KeyError):
-            continue
-    return plans
+    """Each group with the plan of its first run (groups whose plan.json cannot be read are left out)."""
+    plans = [(g, read_plan(g["run_dirs"][0])) for _, g in part.iterrows()]
+    return [(g, plan) for g, plan in plans if plan is not None]
 
 
 def _by_scheme(plans: list) -> dict:
@@ -321,8 +310,8 @@ def schedule(part: pd.DataFrame, out: Path, name: str, title: str) -> Figure | N
         ax.grid(alpha=0.3)
     fig.suptitle(f"{title}: planned schedule")
     fig.tight_layout()
-    return Figure(_save(fig, out, name), f"{title}: the planned schedule over commits, one column per scheme (LR, "
-                                         "resolution, B_L and each n_S's B_S)")
+    return _save(fig, out, name, f"{title}: the planned schedule over commits, one column per scheme (LR, "
+                                 "resolution, B_L and each n_S's B_S)")
 
 
 def realised_schedule(part: pd.DataFrame, out: Path, name: str, title: str,
@@ -330,15 +319,7 @@ def realised_schedule(part: pd.DataFrame, out: Path, name: str, title: str,
     """Per scheme (one column; the group of n_S ``prefer[scheme]`` where given, its lowest seed): the LR and
     resolution each commit's worker trained at (markers: large or small worker) over the plan's step line, stale
     commits (trained at the previous phase's settings after a milestone) ringed in black."""
-    columns = {}
-    for scheme, members in _by_scheme(_plans(part)).items():
-        want = (prefer or {}).get(scheme)
-        members = sorted(members, key=lambda gp: (gp[0]["num_small"] != want, gp[0]["num_small"]))
-        g, plan = members[0]
-        runs = sorted(g["run_dirs"])
-        data = realised(runs[0], plan)
-        if not data.empty:
-            columns[scheme] = (g, plan, data, runs[0])
+    columns = _realised_runs(part, prefer)
     if not columns:
         return None
     fig, axes = plt.subplots(2, len(columns), figsize=(min(11, 2.9 * len(columns) + 1), 5.2), sharex=True,
@@ -372,10 +353,24 @@ def realised_schedule(part: pd.DataFrame, out: Path, name: str, title: str,
     fig.suptitle(f"{title}: realised schedule (what each commit's worker trained at) against the plan")
     fig.tight_layout()
     _legend_below(fig, handles, labels, ncol=4)
-    return Figure(_save(fig, out, name), f"{title}: the realised schedule, per scheme one run: the LR and resolution "
-                                         "each pushing worker trained at, over the plan's step line (grey); ringed: "
+    return _save(fig, out, name, f"{title}: the realised schedule, per scheme one run: the LR and resolution "
+                                 "each pushing worker trained at, over the plan's step line (grey); ringed: "
                                          "stale commits, trained at the previous phase's settings after a milestone "
-                                         "(the stage-change latency of ASP)")
+                                 "(the stage-change latency of ASP)")
+
+
+def _realised_runs(part: pd.DataFrame, prefer: dict | None) -> dict:
+    """Scheme -> (group, plan, realised schedule, run) of the run its column shows: the lowest seed of the group of
+    n_S ``prefer[scheme]`` (else of the lowest n_S); schemes without metrics to show are left out."""
+    columns = {}
+    for scheme, members in _by_scheme(_plans(part)).items():
+        want = (prefer or {}).get(scheme)
+        g, plan = min(members, key=lambda gp: (gp[0]["num_small"] != want, gp[0]["num_small"]))
+        run_dir = sorted(g["run_dirs"])[0]
+        data = realised(run_dir, plan)
+        if not data.empty:
+            columns[scheme] = (g, plan, data, run_dir)
+    return columns
 
 
 def _seed(run_dir) -> str:
@@ -402,9 +397,25 @@ def time_model(measured: pd.DataFrame, out: Path) -> List[Figure]:
                         label=f"{int(res)} px fit: {a:.3g}·B + {b:.3g} (R² {r2:.3f})")
         ax.set(xlabel="batch size B", ylabel="seconds per batch", title=f"time model: {profile}")
         ax.legend(fontsize=8)
-        figures.append(Figure(_save(fig, out, f"time_model_{profile}"),
-                              f"Time model {profile}: measurements and the linear fit t(B) = a·B + b (Eq. 2)"))
+        figures.append(_save(fig, out, f"time_model_{profile}",
+                             f"Time model {profile}: measurements and the linear fit t(B) = a·B + b (Eq. 2)"))
     return figures
+
+
+def _claims_legend(data: pd.DataFrame, time_axis) -> list:
+    """The forest plot's legend entries, and DBSL's time budget k drawn on the time panel where a row has one."""
+    k = data.loc[data["num_small"] > 0, "extra_time_ratio"]
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color="grey", markersize=4, alpha=0.6,
+                          label="one seed's paired difference"),
+               plt.Line2D([], [], marker="o", linestyle="-", color="grey", label="mean, 95 % interval"),
+               plt.Line2D([], [], marker="D", linestyle="", markerfacecolor="none", markeredgecolor="black",
+                          label="paper (a single run each)")]
+    if not k.empty:
+        budget = (float(k.iloc[0]) - 1) * 100
+        time_axis.axvline(budget, color=SCHEME_COLOURS["dbsl"], linestyle="--", linewidth=0.8)
+        handles.append(plt.Line2D([], [], color=SCHEME_COLOURS["dbsl"], linestyle="--",
+                                  label=f"DBSL's budget k (+{budget:.0f} %)"))
+    return handles
 
 
 def claims(data: pd.DataFrame, per_seed: pd.DataFrame, out: Path, name: str, title: str,
@@ -439,22 +450,12 @@ def claims(data: pd.DataFrame, per_seed: pd.DataFrame, out: Path, name: str, tit
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set(xlabel=xlabel, yticks=y, yticklabels=labels)
         ax.grid(axis="x", alpha=0.3)
-    k = data.loc[data["num_small"] > 0, "extra_time_ratio"]
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color="grey", markersize=4, alpha=0.6,
-                          label="one seed's paired difference"),
-               plt.Line2D([], [], marker="o", linestyle="-", color="grey", label="mean, 95 % interval"),
-               plt.Line2D([], [], marker="D", linestyle="", markerfacecolor="none", markeredgecolor="black",
-                          label="paper (a single run each)")]
-    if not k.empty:
-        budget = (float(k.iloc[0]) - 1) * 100
-        axes[1].axvline(budget, color=SCHEME_COLOURS["dbsl"], linestyle="--", linewidth=0.8)
-        handles.append(plt.Line2D([], [], color=SCHEME_COLOURS["dbsl"], linestyle="--",
-                                  label=f"DBSL's budget k (+{budget:.0f} %)"))
+    handles = _claims_legend(data, axes[1])
     fig.suptitle(f"{title}: the paper's claims against these runs")
     fig.tight_layout()
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,
                fontsize=8)
-    return Figure(_save(fig, out, name), f"{title}: change against the baseline, paired by seed: dots are single "
-                                         "seeds, bars the mean with its 95 % interval, in the scheme's colour; "
+    return _save(fig, out, name, f"{title}: change against the baseline, paired by seed: dots are single "
+                                 "seeds, bars the mean with its 95 % interval, in the scheme's colour; "
                                          "diamonds: the paper's change (a single run each); the y labels give the "
-                                         "accuracy verdict")
+                                 "accuracy verdict")

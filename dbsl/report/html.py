@@ -4,13 +4,11 @@ scroll inside their own box and images shrink to the page, so the page itself ne
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
 from typing import List
 
 from markdown_it import MarkdownIt
 
-from .figures import Figure
-from .render import Table, markdown
+from .render import Section, markdown
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;
 line-height:1.45}p,li{overflow-wrap:anywhere}code{background:#f3f3f3;padding:0 .2em;border-radius:3px;
@@ -20,23 +18,11 @@ font-variant-numeric:tabular-nums}th{background:#f3f3f3}img{max-width:100%;heigh
 nav ul{columns:2}"""
 
 
-@dataclass
-class Section:
-    title: str
-    text: List[str] = field(default_factory=list)  # Markdown paragraphs (or blocks)
-    tables: List[Table] = field(default_factory=list)
-    figures: List[Figure] = field(default_factory=list)
-
-
-def _files(table: Table) -> tuple:
-    return (f"tables/{table.name}.csv", f"tables/{table.name}.tex", f"tables/{table.name}.md")
-
-
 def section_markdown(s: Section) -> List[str]:
     """A section's body (without its heading) as Markdown lines."""
     lines = [t + "\n" for t in s.text]
     for t in s.tables:
-        csv, tex, md = _files(t)
+        csv, tex, md = t.files()
         lines += [f"### {t.title}", "", markdown(t.display), ""] + [n + "\n" for n in t.notes]
         lines += [f"Files: [CSV]({csv}) · [LaTeX]({tex}) · [Markdown]({md})", ""]
     for f in s.figures:

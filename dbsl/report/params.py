@@ -1,17 +1,20 @@
 """Training-parameter tables (the paper's Tables 2 and 6): B_S per resolution, d_S, d_L and f for every k and n_S,
-derived by :func:`dbsl.plan.build_plan` (Eqs. 4-8), never transcribed."""
+derived by :func:`dbsl.plan.build_plan` (Eqs. 4-8), never transcribed: of the runs' configs, and of the paper's
+presets."""
 from __future__ import annotations
 
 import dataclasses
 import warnings
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
 
 from ..compose import compose_config
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, config_from_yaml
 from ..plan import build_plan, dataset_size
-from .render import Table
+from .collect import RunSet, is_reference
+from .render import Table, slug
 
 # the paper's parameter tables: (file stem, title, preset overrides, k values)
 PAPER_PRESETS = (
@@ -76,12 +79,58 @@ def parameter_table(name: str, title: str, cfg: Config, size: int, ks: Sequence[
     return Table(name, title, data, display, notes)
 
 
+def recorded_config(runset: RunSet, run_dir: str) -> tuple[Config, int] | None:
+    """A run's config.yaml and the d its plan divided (the plan's, else the config's); None when the record has no
+    config.yaml. A config that cannot be read raises what :func:`dbsl.config.config_from_yaml` raises."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        return None
+    cfg = config_from_yaml(path)
+    size = runset.runs.set_index("run_dir")["dataset_size"].get(run_dir)
+    return cfg, int(size) if pd.notna(size) else dataset_size(cfg)
+
+
+def preset_config(overrides: Sequence[str]) -> Config:
+    """The config of a preset (e.g. experiment=paper_cifar100), composed as a run would be."""
+    with warnings.catch_warnings():  # the calibrated-profile search path may not exist here: not needed
+        warnings.filterwarnings("ignore", message=".*searchpath.*")
+        return compose_config(list(overrides))
+
+
+def run_parameter_tables(runset: RunSet, groups: pd.DataFrame, problems: list | None = None) -> list[Table]:
+    """Training parameters (Table 2/6 layout) of each experiment's parameter-server runs (not the one-process
+    reference), from a run's config.yaml, for the k values its runs used; settings that give the same table are
+    shown once. Configs that cannot be read go to
+    ``problems``."""
+    problems = [] if problems is None else problems
+    tables = []
+    for experiment, part in groups[~groups["num_workers"].map(is_reference)].groupby("experiment", sort=True):
+        seen = set()
+        for _, setup in part.groupby("setup", sort=True):
+            run_dir = setup["run_dirs"].iloc[0][0]
+            try:
+                recorded = recorded_config(runset, run_dir)
+            except Exception as err:  # noqa: BLE001 - e.g. a record of an older config schema: no table, named
+                problems.append(f"{run_dir}/config.yaml: no training-parameter table ({type(err).__name__})")
+                continue
+            if recorded is None:
+                continue
+            cfg, size = recorded
+            ks = sorted(set(setup.loc[setup["num_small"] > 0, "extra_time_ratio"])) or [cfg.dbsl.extra_time_ratio]
+            suffix = f" ({len(seen) + 1})" if seen else ""
+            table = parameter_table(f"params_{slug(experiment)}{suffix.replace(' (', '_').rstrip(')')}",
+                                    f"Training parameters: {experiment}{suffix}", cfg, size, ks)
+            fingerprint = table.data.to_csv()
+            if fingerprint not in seen:
+                seen.add(fingerprint)
+                tables.append(table)
+    return tables
+
+
 def paper_parameter_tables() -> list[Table]:
     """Tables 2 and 6 derived from the paper presets' coefficients (no run needed)."""
     tables = []
     for name, title, overrides, ks in PAPER_PRESETS:
-        with warnings.catch_warnings():  # the calibrated-profile search path may not exist here: not needed
-            warnings.filterwarnings("ignore", message=".*searchpath.*")
-            cfg = compose_config(overrides)
+        cfg = preset_config(overrides)
         tables.append(parameter_table(name, title, cfg, dataset_size(cfg), ks))
     return tables

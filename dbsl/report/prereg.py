@@ -132,8 +132,8 @@ def _contrast(path, where: str, item, primary: bool) -> Contrast:
     return Contrast(scheme, n_small, test, margin, primary)
 
 
-def read_prereg(path: Path | str) -> PreRegistration:
-    """Reads and checks a pre-registration; every problem is one ReportError line naming the field and the fix."""
+def _front_matter(path: Path | str) -> tuple[dict, str]:
+    """(the front matter's fields, the body) of a pre-registration file; ReportError when it has none to read."""
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as err:
@@ -150,6 +150,12 @@ def read_prereg(path: Path | str) -> PreRegistration:
             from err
     if not isinstance(meta, dict):
         raise ReportError(f"--prereg {path}: the front matter is not a mapping of fields")
+    return meta, parts[1]
+
+
+def read_prereg(path: Path | str) -> PreRegistration:
+    """Reads and checks a pre-registration; every problem is one ReportError line naming the field and the fix."""
+    meta, body = _front_matter(path)
     unknown = sorted(set(meta) - KEYS)
     if unknown:
         raise _fail(path, unknown[0], "is not a pre-registration field", f"use only {', '.join(sorted(KEYS))}")
@@ -172,10 +178,15 @@ def read_prereg(path: Path | str) -> PreRegistration:
             raise _fail(path, f"deviations[{i}]", "is not a mapping with aspect (and paper, here, why)",
                         "write it as {aspect: epochs, paper: 140, here: 30, why: the CPU budget}")
     shared = dict(path=Path(path), endpoint=endpoint, alpha=float(alpha), correction=correction,
-                  deviations=deviations, body=parts[1].strip())
-    arms = meta.get("arms")
-    if arms is None:
+                  deviations=deviations, body=body.strip())
+    if meta.get("arms") is None:
         return PreRegistration(**shared, **_plan(path, meta, ""))
+    return _arms(path, meta, shared)
+
+
+def _arms(path, meta: dict, shared: dict) -> PreRegistration:
+    """A study of several arms: one plan per arm (its own experiment, seeds and contrasts), the rest shared."""
+    arms = meta["arms"]
     if not isinstance(arms, list) or not arms:
         raise _fail(path, "arms", "is not a non-empty list", "list the arms as {name: A, experiment: <preset name>, "
                     "seeds: 5, primary: [...]}")

@@ -1,86 +1,23 @@
 """How the runs' protocol departs from the paper's (its CIFAR-100 Table 8 setup): the facts the report can compute
 from the runs' config.yaml, plan and metrics.csv beside the same facts of the paper preset (experiment=
-paper_cifar100, built from the paper), plus the deviations a pre-registration declares; and the realised stage-change
-latency of ASP (how many mini-epochs still train at the old LR or resolution after a milestone)."""
+paper_cifar100, built from the paper), plus the deviations a pre-registration declares and the realised stage-change
+latency of ASP (:mod:`.schedule`)."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import warnings
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from ..compose import compose_config
 from ..config import Config
 from ..plan import Plan, build_plan, dataset_size
-from .collect import is_reference, metric_frame
-from ..config import config_from_yaml
-from .params import parameter_rows
-from .render import Table
-from .tables import slug
+from .collect import is_reference
+from .params import parameter_rows, preset_config, recorded_config
+from .render import Table, slug
+from .schedule import latency_summary
 
 PAPER_PRESET = "paper_cifar100"
 # not in the preset (the dbsl default amp=true acts on CUDA only): paper digest, item 13
 PAPER_PRECISION = "FP32 (GTX 1080; the paper used AMP only for ImageNet)"
-
-
-def realised(run_dir: str | Path, plan: Plan) -> pd.DataFrame:
-    """What each commit's worker actually trained at (metrics.csv) beside the plan's settings for that commit; a
-    commit is stale when its worker pulled before the milestone and trained the previous phase."""
-    m = metric_frame(run_dir)
-    if m.empty or not {"commit", "worker", "small", "phase", "resolution", "lr"} <= set(m.columns):
-        return pd.DataFrame()
-    m = m.dropna(subset=["commit", "phase"]).sort_values("commit")
-    planned = [plan.phase_at(int(c)) for c in m["commit"]]
-    return m.assign(planned_phase=[p.index for p in planned], planned_resolution=[p.resolution for p in planned],
-                    planned_lr_stage=[p.lr_stage for p in planned],
-                    planned_lr=[plan.lr_at(int(c)) for c in m["commit"]],
-                    stale=m["phase"].astype(int).to_numpy() != np.array([p.index for p in planned]))
-
-
-def read_plan(run_dir: str | Path) -> Plan | None:
-    try:
-        return Plan.from_dict(json.loads((Path(run_dir) / "plan.json").read_text()))
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
-def stage_latency(run_dir: str | Path) -> pd.DataFrame:
-    """Per milestone (the start of every phase but the first) of one run: the mini-epochs committed after it that
-    still trained the previous phase, and whether the milestone changes the LR stage or only the CPL sub-stage."""
-    plan = read_plan(run_dir)
-    data = realised(run_dir, plan) if plan is not None else pd.DataFrame()
-    if data.empty:
-        return pd.DataFrame()
-    rows = []
-    for before, phase in zip(plan.phases, plan.phases[1:]):
-        inside = data[(data["commit"] >= phase.start) & (data["commit"] < phase.end)]
-        rows.append({"milestone": phase.start, "kind": "LR" if phase.lr_stage != before.lr_stage else "resolution",
-                     "stale": int((inside["phase"] < phase.index).sum()), "workers": plan.num_workers})
-    return pd.DataFrame(rows)
-
-
-def latency_summary(run_dirs) -> str:
-    """'after an LR milestone 2.8 mini-epochs on average (up to 3 of 4 workers); after a resolution change 1.9 (up to
-    3)' over the given runs, with the share of all commits that trained stale settings."""
-    frames, commits = [], 0
-    for run_dir in run_dirs:
-        lat = stage_latency(run_dir)
-        if not lat.empty:
-            frames.append(lat)
-            commits += len(realised(run_dir, read_plan(run_dir)))
-    if not frames:
-        return ""
-    lat = pd.concat(frames)
-    parts = []
-    for kind, part in lat.groupby("kind", sort=False):
-        parts.append(f"after {'an LR milestone' if kind == 'LR' else 'a resolution change'} "
-                     f"{part['stale'].mean():.1f} mini-epochs on average (up to {int(part['stale'].max())} of "
-                     f"{int(part['workers'].iloc[0])} workers)")
-    return (f"{'; '.join(parts)} still trained the previous phase's settings: {int(lat['stale'].sum())} of "
-            f"{commits} commits ({100 * lat['stale'].sum() / commits:.1f} %) over {len(frames)} runs")
 
 
 def samples_per_epoch(plan: Plan, num_small: int) -> float:
@@ -89,12 +26,6 @@ def samples_per_epoch(plan: Plan, num_small: int) -> float:
     phase = plan.phases[-1]
     large = (plan.num_workers - num_small) * phase.steps_large * phase.batch_large
     return float(large + (num_small * phase.steps_small * phase.batch_small if num_small else 0))
-
-
-def paper_config() -> Config:
-    with warnings.catch_warnings():  # the calibrated-profile search path may not exist here: not needed
-        warnings.filterwarnings("ignore", message=".*searchpath.*")
-        return compose_config([f"experiment={PAPER_PRESET}"])
 
 
 def _dual(cfg: Config, num_small: int) -> Config:
@@ -149,7 +80,7 @@ def facts(cfg: Config, size: int, num_small: int = 2) -> dict:
 def protocol_table(experiment: str, run_dirs: list, cfg: Config, size: int, declared: list | None = None,
                    num_small: int = 2) -> Table:
     """Deviations from the paper's protocol of one experiment's runs (``cfg``: the config of its PS baseline)."""
-    paper_cfg = paper_config()
+    paper_cfg = preset_config([f"experiment={PAPER_PRESET}"])
     here, paper = facts(cfg, size, num_small), facts(paper_cfg, dataset_size(paper_cfg), num_small)
     rows = [{"aspect": k, "paper": paper[k], "here": here[k], "source": "computed"} for k in here]
     rows.insert(len(rows) - 1, {"aspect": "precision", "paper": PAPER_PRECISION,
@@ -183,14 +114,13 @@ def protocol_tables(runset, groups: pd.DataFrame, declared: list | None = None, 
             continue
         base = ps[ps["group"] == ps["baseline_group"]]
         first = (base if not base.empty else ps).iloc[0]["run_dirs"][0]
-        if not (Path(first) / "config.yaml").exists():
-            continue
         try:
-            cfg = config_from_yaml(Path(first) / "config.yaml")
+            recorded = recorded_config(runset, first)
         except Exception:  # noqa: BLE001 - an older config schema: no table
             continue
-        size = runset.runs.set_index("run_dir")["dataset_size"].get(first)
-        size = int(size) if pd.notna(size) else dataset_size(cfg)
+        if recorded is None:
+            continue
+        cfg, size = recorded
         run_dirs = [d for dirs in ps["run_dirs"] for d in dirs]
         tables.append(protocol_table(experiment, run_dirs, cfg, size, declared, num_small))
     return tables

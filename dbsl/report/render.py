@@ -1,9 +1,14 @@
-"""A report table and its three file formats (Markdown for GitHub, LaTeX for papers, CSV for numbers) plus HTML."""
+"""What a report is made of and how it is written: a table and its three file formats (Markdown for GitHub, LaTeX
+for papers, CSV for numbers) plus HTML; a figure (a PNG under figures/ and its caption); a section (a heading with
+paragraphs, tables and figures). The leaf of dbsl/report: it imports no other report module, so the front pages
+(:mod:`.html`) and every table and figure module can use it."""
 from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import List
 
 import pandas as pd
@@ -25,6 +30,37 @@ class Table:
         (folder / f"{self.name}.md").write_text(f"**{self.title}**\n\n{markdown(self.display)}\n" +
                                                 "".join(f"\n{n}\n" for n in self.notes))
         (folder / f"{self.name}.tex").write_text(latex(self.display, self.title))
+
+    def files(self) -> tuple:
+        """Its three files, relative to the report folder (CSV, LaTeX, Markdown)."""
+        return tuple(f"tables/{self.name}.{ext}" for ext in ("csv", "tex", "md"))
+
+
+@dataclass
+class Figure:
+    path: str  # relative to the report folder
+    caption: str
+
+
+def save_figure(fig, out: Path, name: str, caption: str) -> Figure:
+    """A matplotlib figure written to ``out``/figures/``name``.png (the caller closes it)."""
+    path = out / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return Figure(f"figures/{name}.png", caption)
+
+
+@dataclass
+class Section:
+    title: str
+    text: List[str] = field(default_factory=list)  # Markdown paragraphs (or blocks)
+    tables: List[Table] = field(default_factory=list)
+    figures: List[Figure] = field(default_factory=list)
+
+
+def slug(text: str) -> str:
+    """A file stem from an experiment's name ('cpu_fashion_mnist / fashion_mnist' -> 'cpu_fashion_mnist_fashion_mnist')."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "experiment"
 
 
 # -- cell formats ----------------------------------------------------------------------------------------------

@@ -1,20 +1,11 @@
-"""The run list and the accuracy-and-time tables (the paper's Tables 5, 8 and 10 layout), one per experiment."""
+"""The run list, the accuracy-and-time tables (the paper's Tables 5, 8 and 10 layout, one per experiment), the
+results per run and the regime's ceiling (the one-process reference runs beside the PS baseline)."""
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import pandas as pd
 
 from .collect import RunSet, is_reference, metric_frame, reference_name
-from ..plan import dataset_size
-from ..config import config_from_yaml
-from .params import parameter_table
-from .render import Table, mean_std, num
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "experiment"
+from .render import Table, mean_std, num, slug
 
 
 def runs_table(runset: RunSet) -> Table:
@@ -91,37 +82,6 @@ def accuracy_tables(groups: pd.DataFrame) -> list[Table]:
     return tables
 
 
-def run_parameter_tables(runset: RunSet, groups: pd.DataFrame, problems: list | None = None) -> list[Table]:
-    """Training parameters (Table 2/6 layout) of each experiment's parameter-server runs (not the one-process
-    reference), from a run's config.yaml, for the k values its runs used; settings that give the same table are
-    shown once. Configs that cannot be read go to
-    ``problems``."""
-    problems = [] if problems is None else problems
-    tables = []
-    for experiment, part in groups[~groups["num_workers"].map(is_reference)].groupby("experiment", sort=True):
-        seen = set()
-        for _, setup in part.groupby("setup", sort=True):
-            run_dir = setup["run_dirs"].iloc[0][0]
-            if not (Path(run_dir) / "config.yaml").exists():
-                continue
-            try:
-                cfg = config_from_yaml(Path(run_dir) / "config.yaml")
-            except Exception as err:  # noqa: BLE001 - e.g. a record of an older config schema: no table, named
-                problems.append(f"{run_dir}/config.yaml: no training-parameter table ({type(err).__name__})")
-                continue
-            size = runset.runs.set_index("run_dir")["dataset_size"].get(run_dir)
-            size = int(size) if pd.notna(size) else dataset_size(cfg)
-            ks = sorted(set(setup.loc[setup["num_small"] > 0, "extra_time_ratio"])) or [cfg.dbsl.extra_time_ratio]
-            suffix = f" ({len(seen) + 1})" if seen else ""
-            table = parameter_table(f"params_{slug(experiment)}{suffix.replace(' (', '_').rstrip(')')}",
-                                    f"Training parameters: {experiment}{suffix}", cfg, size, ks)
-            fingerprint = table.data.to_csv()
-            if fingerprint not in seen:
-                seen.add(fingerprint)
-                tables.append(table)
-    return tables
-
-
 def peak_loss(run_dir: str) -> float:
     """The highest test loss evaluated after the first epoch (NaN when there is none)."""
     m = metric_frame(run_dir)
@@ -175,6 +135,25 @@ def per_seed_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | Non
     return Table("per_seed", "Results per run (seed)", data, display, notes)
 
 
+def _with_gaps(data: pd.DataFrame) -> pd.DataFrame:
+    """Each PS baseline's gap to its experiment's first reference, paired by seed where both ran the seed (else the
+    difference of the means); NaN without a reference."""
+    for experiment, part in data.groupby("experiment"):
+        refs = part[part["role"].str.startswith("reference")]
+        for i in part.index[part["role"] == "PS baseline"]:
+            if refs.empty:
+                continue
+            ref = pd.Series(refs.iloc[0]["per_seed"], dtype=float)
+            ours = pd.Series(data.at[i, "per_seed"], dtype=float)
+            common = ref.index.intersection(ours.index)
+            data.at[i, "gap_pp"] = float((ours[common] - ref[common]).mean()) if len(common) else (
+                ours.mean() - ref.mean())
+            data.at[i, "gap_paired_seeds"] = len(common)
+    if "gap_pp" not in data:
+        data["gap_pp"], data["gap_paired_seeds"] = float("nan"), 0
+    return data
+
+
 def reference_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | None = None,
                     endpoint_label: str = "final top-1") -> Table | None:
     """The regime's ceiling: per experiment, the references (ps.num_workers = 1; :func:`reference_name` says which kind)
@@ -200,20 +179,7 @@ def reference_table(runset: RunSet, groups: pd.DataFrame, values: pd.Series | No
                                                                  dtype=float).max()})
     if not any(r["role"].startswith("reference") for r in rows):
         return None
-    data = pd.DataFrame(rows)
-    for experiment, part in data.groupby("experiment"):
-        refs = part[part["role"].str.startswith("reference")]
-        for i in part.index[part["role"] == "PS baseline"]:
-            if refs.empty:
-                continue
-            ref = pd.Series(refs.iloc[0]["per_seed"], dtype=float)
-            ours = pd.Series(data.at[i, "per_seed"], dtype=float)
-            common = ref.index.intersection(ours.index)
-            data.at[i, "gap_pp"] = float((ours[common] - ref[common]).mean()) if len(common) else (
-                ours.mean() - ref.mean())
-            data.at[i, "gap_paired_seeds"] = len(common)
-    if "gap_pp" not in data:
-        data["gap_pp"], data["gap_paired_seeds"] = float("nan"), 0
+    data = _with_gaps(pd.DataFrame(rows))
     display = pd.DataFrame({
         "experiment": data["experiment"], "runs": data["role"], "group": data["label"],
         "workers": data["num_workers"], "seeds": data["runs"],
