@@ -1,0 +1,124 @@
+"""The time forecast (dbsl/forecast): every term against a run worked out by hand with round numbers, the replay
+against the simulated executor's own clock, and the paper-table validation's fit."""
+from __future__ import annotations
+
+import pytest
+
+from dbsl.forecast import ForecastTerms, forecast_run, run_shape, training_time
+from dbsl.forecast.replay import RunShape, replay
+from dbsl.plan import Phase, Plan
+from dbsl.ps.server import SyncPolicy
+from dbsl.timemodel import HardwareProfile, LinearTimeModel
+
+
+def two_workers(sync="ASP", epochs=2, eval_every=1) -> Plan:
+    """Two large-batch workers, one phase at 32 px, a mini-epoch of 10 s each (hand-made plan)."""
+    phase = Phase(index=0, lr_stage=0, start=0, end=2 * epochs, lr=0.1, resolution=32, dropout=0.0,
+                  batch_large=100, batch_small=0, steps_large=10, steps_small=0, time_large=10.0, time_small=0.0)
+    return Plan(scheme="baseline", dataset_size=2000, num_workers=2, num_small=0, extra_time_ratio=1.0,
+                data_large=1000, data_small=0, update_factor_small=1.0, total_commits=2 * epochs, warmup_commits=0,
+                warmup_start_lr=0.0, hardware="hand", phases=(phase,))
+
+
+PROFILE = HardwareProfile("hand", {32: LinearTimeModel(a=0.009, b=0.1)}, {32: 100})  # t(100) = 1.0 s
+SHAPE = RunShape(model_bytes=1e9, test_images=1000, eval_batch=100)
+# 1 GB over 8 Gbit/s: 1 s each way; merging 1 GB at 1 GB/s: 1 s; a test of 1000 images at 1 ms: 1 s
+ROUND = ForecastTerms(link_gbit=8.0, latency_s=0.0, merge_gbyte_s=1.0, eval_per_image={32: 0.001},
+                      commit_overhead_s=0.5, startup_s=2.0)
+
+
+def test_asp_two_workers_by_hand():
+    # Both start at 0 and arrive at 10.5 (10 s of training + 0.5 s fixed cost); a tie, so worker 1 first.
+    #  w1: inbound 10.5-11.5, merge 11.5-12.5, outbound 12.5-13.5, test 13.5-14.5; trains again 14.5-25.0
+    #  w2: inbound waits for w1 until 11.5: 11.5-12.5, merge 12.5-13.5, outbound 13.5-14.5, test 14.5-15.5; 15.5-26.0
+    #  w1: 25-26, 26-27, 27-28, test 28-29 (commit 2); then starts again at 29, cut off by the end
+    #  w2: 26-27, 27-28, 28-29, test 29-30 (commit 3, the last): recorded at 30; plus 2 s of start-up = 32 s
+    f = replay(two_workers(), SyncPolicy("ASP"), PROFILE, ROUND, SHAPE)
+    assert f.seconds == pytest.approx(32.0) and f.commits == 4
+    # w1: 2 x 10 s trained + 1 s of the cut-off mini-epoch (29-30); w2 waited 1 s for the inbound link
+    assert f.workers[1] == pytest.approx({"compute": 21.0, "overhead": 1.0, "communication": 6.0, "evaluation": 2.0,
+                                          "waiting": 0.0})
+    assert f.workers[2] == pytest.approx({"compute": 20.0, "overhead": 1.0, "communication": 6.0, "evaluation": 2.0,
+                                          "waiting": 1.0})
+    assert f.server == pytest.approx({"inbound": 4.0, "merge": 4.0, "outbound": 4.0})
+    assert f.server_busy()["inbound"] == pytest.approx(4.0 / 32.0)
+
+
+def test_bsp_two_workers_by_hand():
+    # a round: both train 0-10 (no fixed cost here), inbound 10-11 and 11-12, the round merged once both are in:
+    # merges 12-13 and 13-14, outbound 13-14 and 14-15; a BSP round is tested once, after its last commit (w2's):
+    # 15-16. Each goes on with its answer: w1 trains 14-24, w2 16-26; inbound 24-25 and 26-27, merges 27-28 and
+    # 28-29, outbound 28-29 and 29-30, w2's test 30-31: the run ends at 31 s
+    terms = ForecastTerms(link_gbit=8.0, latency_s=0.0, merge_gbyte_s=1.0, eval_per_image={32: 0.001})
+    f = replay(two_workers("BSP"), SyncPolicy("BSP"), PROFILE, terms, SHAPE)
+    assert f.seconds == pytest.approx(31.0)
+    # w1 waits 1 s for w2's push in round 1 (11-12), 2 s in round 2 (25-27) and 2 s at the end (29-31)
+    assert (f.workers[1]["evaluation"], f.workers[1]["waiting"]) == (0.0, pytest.approx(3.0 + 2.0))
+    assert (f.workers[2]["evaluation"], f.workers[2]["waiting"]) == (pytest.approx(2.0), pytest.approx(3.0))
+
+
+def test_latency_eval_fraction_and_only_the_tested_commits_cost_a_test():
+    # latency 0.25 s per message: a transfer is 1.25 s. The test by the time model: 1/4 of t(100) = 1.0 s per
+    # batch, 10 batches of the 1000 test images: 2.5 s; eval_every=2 with 4 commits: commits 1 and 3 tested
+    # (the last is always tested). One worker's view (ASP, no fixed cost, no start-up):
+    #  w1: 0-10, inbound 10-11.25, merge 11.25-12.25, outbound 12.25-13.5 (commit 0, untested); trains 13.5-23.5
+    #  w2: 0-10, inbound 11.25-12.5, merge 12.5-13.5, outbound 13.5-14.75, test 14.75-17.25 (commit 1); 17.25-27.25
+    #  w1: inbound 23.5-24.75, merge 24.75-25.75, outbound 25.75-27 (commit 2, untested)
+    #  w2: inbound 27.25-28.5, merge 28.5-29.5, outbound 29.5-30.75, test 30.75-33.25 (commit 3): 33.25 s
+    terms = ForecastTerms(link_gbit=8.0, latency_s=0.25, merge_gbyte_s=1.0, eval_fraction=0.25)
+    f = replay(two_workers(eval_every=2), SyncPolicy("ASP", eval_every=2), PROFILE, terms, SHAPE)
+    assert f.seconds == pytest.approx(33.25)
+    assert f.workers[1]["evaluation"] == 0.0 and f.workers[2]["evaluation"] == pytest.approx(5.0)
+
+
+def test_a_rebuild_is_paid_when_a_workers_phase_changes():
+    plan = two_workers(epochs=2)
+    first = plan.phases[0]
+    second = Phase(**{**first.__dict__, "index": 1, "start": 2, "end": 4})
+    plan = Plan(**{**plan.__dict__, "phases": (Phase(**{**first.__dict__, "end": 2}), second)})
+    terms = ForecastTerms.training_only()
+    plain = replay(plan, SyncPolicy("ASP"), PROFILE, terms, SHAPE).seconds
+    rebuilt = replay(plan, SyncPolicy("ASP"), PROFILE, ForecastTerms(**{**terms.__dict__, "rebuild_s": 3.0}),
+                     SHAPE).seconds
+    # training only: every mini-epoch 10 s, commits at 10, 10, 20, 20; with rebuilds the second mini-epochs are
+    # pulled in phase 1 (both pulls come after two commits) and take 13 s: the run ends at 23 s
+    assert (plain, rebuilt) == (pytest.approx(20.0), pytest.approx(23.0))
+
+
+def test_the_training_only_forecast_is_the_simulated_executors_clock(compose, tmp_path):
+    from dbsl.runner import execute
+
+    for i, extra in enumerate((["ps.sync=ASP"], ["ps.sync=SSP", "ps.staleness=0", "dbsl.extra_time_ratio=1.3"],
+                               ["ps.sync=BSP"])):
+        cfg = compose(["experiment=smoke", "scheme=hybrid", "model.width=2", "dataset.synthetic_train=512",
+                       "dataset.synthetic_test=64", "train.threads=1", *extra,
+                       f"output_dir={tmp_path / str(i)}"])
+        summary = execute(cfg)
+        assert training_time(cfg) == summary["modelled_time"], extra  # the same floats, the same rules
+
+
+def test_the_model_bytes_of_resnet18_on_cifar100(compose):
+    # ResNet-18 with the CIFAR stem and 100 classes has 11,220,132 parameters (the count torchvision-style CIFAR
+    # ResNet-18s report); BatchNorm adds a running mean and variance per channel: 64 (stem) + 4 x 64 + (4 x 128
+    # + 128) + (4 x 256 + 256) + (4 x 512 + 512) = 4,800 channels, 9,600 values; 4 bytes each
+    shape = run_shape(compose(["experiment=paper_cifar100"]))
+    assert shape.model_bytes == (11_220_132 + 9_600) * 4
+    assert (shape.test_images, shape.eval_batch) == (10_000, 560)
+
+
+def test_a_paper_preset_forecast_adds_up(compose):
+    cfg = compose(["experiment=paper_cifar100", "scheme=hybrid", "dbsl.num_small=2"])
+    f = forecast_run(cfg)
+    assert f.commits == 560 and f.seconds > training_time(cfg)
+    for rank, shares in f.shares().items():  # each worker's five shares make up the run
+        assert sum(shares.values()) == pytest.approx(1.0), rank
+
+
+def test_bad_terms_are_named():
+    from dbsl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="--set link_gbit=fast: 'fast' is not a number"):
+        ForecastTerms().with_values(["link_gbit=fast"])
+    with pytest.raises(ConfigError, match="--set nonsense=1: expected NAME=VALUE with NAME one of link_gbit"):
+        ForecastTerms().with_values(["nonsense=1"])
+    assert ForecastTerms().with_values(["link_gbit=10"]).link_gbit == 10.0
