@@ -122,3 +122,27 @@ def test_bad_terms_are_named():
     with pytest.raises(ConfigError, match="--set nonsense=1: expected NAME=VALUE with NAME one of link_gbit"):
         ForecastTerms().with_values(["nonsense=1"])
     assert ForecastTerms().with_values(["link_gbit=10"]).link_gbit == 10.0
+
+
+def test_the_capacity_curve_stops_where_b_l_exceeds_a_workers_share():
+    from dbsl.forecast.capacity import workers_to_try
+
+    # paper_cifar100's baseline trains at 32 px with B_L = 560 and round(d_L / B_L) steps, d_L = 50,000 / n:
+    # n = 178 gives d_L = 281 (281 / 560 = 0.502, one step), n = 179 gives 279 (0.498: no step, no plan).
+    # The hybrid's 24 px stages have B_L = 600: n = 166 gives 301 (0.502), n = 167 gives 299 (0.498)
+    assert workers_to_try(["experiment=paper_cifar100", "scheme=baseline"], (64, 128, 256))[-2:] == [178, 179]
+    assert workers_to_try(["experiment=paper_cifar100", "scheme=hybrid", "dbsl.num_small=0"],
+                          (128, 256))[-2:] == [166, 167]
+
+
+def test_the_fit_finds_the_overhead_that_gives_the_seconds(compose):
+    from dbsl.forecast.paper import fit_term
+
+    cfg = compose(["experiment=paper_cifar100", "scheme=baseline"])
+    base = ForecastTerms()
+    plain = forecast_run(cfg, base).seconds
+    # 140 mini-epochs per worker in a steady ASP run: each 1 s of fixed cost per mini-epoch adds about 140 s
+    fitted = fit_term(cfg, plain + 140.0, base)
+    assert fitted.commit_overhead_s == pytest.approx(1.0, rel=0.02)
+    assert forecast_run(cfg, fitted).seconds == pytest.approx(plain + 140.0, rel=1e-6)
+    assert fit_term(cfg, plain - 1.0, base).commit_overhead_s == 0.0  # already above: the fit stops at 0

@@ -32,6 +32,8 @@ def fit_term(cfg, seconds: float, terms: ForecastTerms, name: str = FITTED,
     def at(value: float) -> float:
         return forecast_run(cfg, replace(terms, **{name: value})).seconds
 
+    if at(0.0) >= seconds:
+        return replace(terms, **{name: 0.0})
     low, high = 0.0, 1.0
     while at(high) < seconds:
         low, high = high, 2 * high

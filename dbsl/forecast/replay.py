@@ -44,8 +44,9 @@ class Forecast:
     terms: ForecastTerms
 
     def shares(self) -> Dict[int, Dict[str, float]]:
-        """Each worker's time as fractions of the run (the five add up to 1)."""
-        return {r: {k: v / self.seconds for k, v in w.items()} for r, w in self.workers.items()}
+        """Each worker's time as fractions of the training (the run without its start-up; the five add up to 1)."""
+        training = self.seconds - self.terms.startup_s
+        return {r: {k: v / training for k, v in w.items()} for r, w in self.workers.items()}
 
     def server_busy(self) -> Dict[str, float]:
         return {k: v / self.seconds for k, v in self.server.items()}
