@@ -42,12 +42,12 @@ import torch.nn.functional as F
 from . import __version__
 from .compose import compose_config
 from .data import Pipeline, load_dataset
+from .local_training import LocalTrainer, evaluate
 from .models import build_model
+from .one_run import execute
 from .ps.remote_server import WorkerFailure
 from .ps.remote_worker import FAULT_ENV
 from .record import read_metric_rows, write_atomic
-from .runner import execute
-from .train import LocalTrainer, evaluate
 
 PAPER_PRESETS = ("paper_cifar100", "compsac_cifar100", "paper_imagenet")
 # a hybrid run (CPL 8 -> 16 px and an LR step) on 2 workers, worker 1 at the small batch: 8 commits, tests at 1,3,5,7
@@ -304,7 +304,7 @@ def watch(model: torch.nn.Module):
     handle = first_conv.register_forward_hook(lambda module, args, output: seen["conv"].append(str(output.dtype)))
     original = F.cross_entropy
 
-    def cross_entropy(logits, target, *args, **kwargs):  # dbsl.train calls F.cross_entropy at call time
+    def cross_entropy(logits, target, *args, **kwargs):  # dbsl.local_training calls F.cross_entropy at call time
         loss = original(logits, target, *args, **kwargs)
         seen["logits"].append(str(logits.dtype))
         seen["loss"].append(str(loss.dtype))

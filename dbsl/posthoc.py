@@ -23,11 +23,11 @@ from torch import nn
 from .config import config_from_yaml
 from .data import Pipeline, load_dataset
 from .errors import ArgumentParser, RecordError, UserError, cli_main
+from .local_training import EvalStats, evaluate, kernel_l2_penalty
+from .machine import prepare
 from .models import build_model
 from .plan import build_plan
 from .record import FINAL_MODEL, POSTHOC, find_runs, read_summary, to_json, write_atomic
-from .threads import set_threads
-from .train import EvalStats, evaluate, kernel_l2_penalty
 
 log = logging.getLogger("dbsl")
 
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    set_threads(args.threads)
+    prepare(args.threads)
     runs = run_folders(args.paths)
     for i, run in enumerate(runs, 1):
         out = run / POSTHOC

@@ -25,11 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 from .compose import register_all
 from .config import repeated_override_warning, to_config
 from .errors import Diverged, debug_requested, one_line, reported, set_debug, user_error
+from .machine import prepare
 from .paths import check_output_dir
 from .ps.launch import torchrun_worker
-from .runner import execute
+from .one_run import execute
 from .sweep.outcomes import any_job_failed, job_outcome, sweep_exit_code, write_job_outcome, write_job_started
-from .threads import set_threads
 
 log = logging.getLogger("dbsl")
 register_all()
@@ -57,7 +57,7 @@ def share_cores(dcfg: DictConfig) -> None:
     if "joblib" not in str(launcher.get("_target_", "")):
         return
     n_jobs = launcher.get("n_jobs") or -1
-    set_threads(OmegaConf.select(dcfg, "train.threads", default=0), (os.cpu_count() or 1) if n_jobs < 0 else n_jobs)
+    prepare(OmegaConf.select(dcfg, "train.threads", default=0), sharing=(os.cpu_count() or 1) if n_jobs < 0 else n_jobs)
 
 
 class RunLabel(logging.Filter):
@@ -97,7 +97,7 @@ def sweep_job(dcfg: DictConfig) -> dict:
             share_cores(dcfg)
             summary = execute(to_config(dcfg), overrides)
             outcome = job_outcome("skipped" if summary.get("skipped") else "completed", run_dir, overrides, summary)
-        except Exception as err:  # noqa: BLE001 - the sweep goes on; runner.execute has marked the record failed
+        except Exception as err:  # noqa: BLE001 - the sweep goes on; one_run.execute has marked the record failed
             known = user_error(err)
             if known is None:
                 log.error("run %s failed:\n%s", run_dir, traceback.format_exc(limit=20))

@@ -43,7 +43,7 @@ from .errors import ArgumentParser, Diverged, cli_main
 from .paths import check_name, check_output_dir
 from .plan import batch_ratio_to_k, build_plan, dataset_size
 from .record import read_summary, write_atomic
-from .runner import execute
+from .one_run import execute
 from .sinks.pruning import PruningSink
 
 log = logging.getLogger("dbsl")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from dbsl.record import RunRecord, find_runs, read_metric_rows
-from dbsl.runner import execute
+from dbsl.one_run import execute
 from test_distributed import TINY as DISTRIBUTED, _processes_with
 
 ROOT = Path(__file__).resolve().parents[1]

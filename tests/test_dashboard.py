@@ -6,7 +6,7 @@ import json
 import re
 
 from dbsl.record import find_runs, read_metric_rows, read_summary
-from dbsl.runner import execute
+from dbsl.one_run import execute
 from dbsl.sinks import dashboard
 from test_sweeps import TINY, hydra_multirun
 from test_wandb import key, no_credentials, read_wandb_records  # noqa: F401 - a fixture

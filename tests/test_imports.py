@@ -75,15 +75,15 @@ def test_no_import_cycle():
 
 # module prefix -> prefixes it must not import (a lower layer never reaches up)
 FORBIDDEN = {
-    "dbsl.config": ("dbsl.plan", "dbsl.ps", "dbsl.record", "dbsl.report", "dbsl.runner", "dbsl.run"),
-    "dbsl.identity": ("dbsl.plan", "dbsl.ps", "dbsl.record", "dbsl.report", "dbsl.runner"),
-    "dbsl.timemodel": ("dbsl.plan", "dbsl.ps", "dbsl.record", "dbsl.report", "dbsl.runner"),
-    "dbsl.plan": ("dbsl.ps", "dbsl.record", "dbsl.report", "dbsl.runner", "dbsl.monitor", "dbsl.sweep",
+    "dbsl.config": ("dbsl.plan", "dbsl.ps", "dbsl.record", "dbsl.report", "dbsl.one_run", "dbsl.run"),
+    "dbsl.identity": ("dbsl.plan", "dbsl.ps", "dbsl.record", "dbsl.report", "dbsl.one_run"),
+    "dbsl.timemodel": ("dbsl.plan", "dbsl.ps", "dbsl.record", "dbsl.report", "dbsl.one_run"),
+    "dbsl.plan": ("dbsl.ps", "dbsl.record", "dbsl.report", "dbsl.one_run", "dbsl.monitor", "dbsl.sweep",
                   "dbsl.tune"),
-    "dbsl.ps": ("dbsl.report", "dbsl.runner", "dbsl.run", "dbsl.sweep", "dbsl.tune", "dbsl.calibration"),
-    "dbsl.record": ("dbsl.ps", "dbsl.report", "dbsl.runner", "dbsl.monitor", "dbsl.sweep", "dbsl.tune"),
-    "dbsl.monitor": ("dbsl.ps", "dbsl.report", "dbsl.runner"),
-    "dbsl.report": ("dbsl.ps", "dbsl.runner", "dbsl.run", "dbsl.monitor", "dbsl.tune", "dbsl.sweep"),
+    "dbsl.ps": ("dbsl.report", "dbsl.one_run", "dbsl.run", "dbsl.sweep", "dbsl.tune", "dbsl.calibration"),
+    "dbsl.record": ("dbsl.ps", "dbsl.report", "dbsl.one_run", "dbsl.monitor", "dbsl.sweep", "dbsl.tune"),
+    "dbsl.monitor": ("dbsl.ps", "dbsl.report", "dbsl.one_run"),
+    "dbsl.report": ("dbsl.ps", "dbsl.one_run", "dbsl.run", "dbsl.monitor", "dbsl.tune", "dbsl.sweep"),
 }
 
 

@@ -22,8 +22,8 @@ from dbsl.ps.worker import derive_seed, mini_epoch_indices
 from dbsl.report.collect import group_runs, load_runs
 from dbsl.report.endpoint import balance_problem, balance_warnings, endpoint, final_window
 from dbsl.report.prereg import read_prereg
-from dbsl.runner import execute
-from dbsl.train import LocalTrainer
+from dbsl.one_run import execute
+from dbsl.local_training import LocalTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["experiment=smoke", "model.width=2", "dataset.synthetic_train=512", "dataset.synthetic_test=64",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dbsl.record import find_runs, read_metric_rows, read_summary
-from dbsl.runner import execute
+from dbsl.one_run import execute
 from dbsl.sinks import sync
 from dbsl.sinks import wandb as sink
 

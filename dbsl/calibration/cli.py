@@ -25,18 +25,17 @@ from ..compose import compose_config
 from ..config import Config, ConfigError
 from ..data import load_dataset
 from ..errors import ArgumentParser, cli_main
+from ..machine import physical_memory, prepare
 from ..paths import check_output_dir
 from ..plan import build_plan
 from ..record import versions
-from ..threads import set_threads
 from ..timemodel import profile_from_config
-from ..train import resolve_device
 from .fit import MAX_RESIDUAL, ResolutionFit, choose_kind, fit_resolution
 from .measure import (BatchTiming, Clock, batch_grid, check_budget, largest_fitting_batch, median_batch_times,
                       predict_batch_limit, steps_per_repeat)
 from .outputs import batch_time_rows, fit_rows, memory_rows, plot_fit, write_csv
 from .profile import check_name, hardware_config, write_profile
-from .step import TrainingStep, physical_memory
+from .step import TrainingStep
 from .validation import plan_mini_epochs, validate_mini_epochs
 
 GIB = 2**30
@@ -314,8 +313,7 @@ def _main(argv: List[str]) -> int:
         console.print(text, markup=False, soft_wrap=True)
 
     cfg = compose_config(args.overrides)
-    set_threads(cfg.train.threads)
-    device = resolve_device(cfg.device)
+    device = prepare(cfg.train.threads, device=cfg.device)
     settings = settings_from_args(args, cfg, device.type == "cuda")
     name = check_name(args.name or f"{device.type}_w{cfg.model.width}_{cfg.dataset.name}")
     for folder in (Path(cfg.results_dir) / "conf" / "hardware", Path(cfg.results_dir) / "calibration" / name):

@@ -29,7 +29,7 @@ from torch.futures import Future
 
 from ..config import Config
 from ..errors import Diverged
-from ..train import EvalStats, TrainStats
+from ..local_training import EvalStats, TrainStats
 from . import transport
 from .context import RunContext
 from .launch import LocalWorkers
