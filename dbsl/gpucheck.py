@@ -1,4 +1,5 @@
-"""``python -m dbsl.gpucheck`` (``just gpu-check``): check dbsl's CUDA paths on this machine in a few minutes.
+"""``dbsl gpu-check`` (also ``python -m dbsl.gpucheck``, ``just gpu-check``): check dbsl's CUDA paths on this
+machine in a few minutes.
 
 Without CUDA it prints ``skipped: no CUDA`` and exits 0. With CUDA it runs these checks, each reported on its own:
 
@@ -20,7 +21,6 @@ attach to a bug report; the exit status is 1 if any check failed. ``--only NAME,
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import datetime as dt
@@ -368,28 +368,25 @@ def write_report(out: Path, results: List[dict], device: torch.device) -> dict:
     return report
 
 
-def main(argv: List[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dbsl.gpucheck", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="results/gpu_check", help="folder of gpu_check.json and gpu_check.md")
-    parser.add_argument("--only", default="", help="comma-separated checks to run (default: all)")
-    parser.add_argument("--keep-runs", action="store_true", help="keep the check's run records under <out>/runs")
-    parser.add_argument("--cpu", action="store_true", help="run the checks on the CPU (tests the check itself)")
-    args = parser.parse_args(argv)
+def gpu_check(out: Path | str = "results/gpu_check", only: str = "", keep_runs: bool = False,
+              cpu: bool = False) -> int:
+    """Run the checks (``only``: comma-separated names; default all) on the first GPU (or on the CPU: ``cpu``) and
+    write the report into ``out``; the exit status (0 also without CUDA: skipped)."""
     names = list(Checks(torch.device("cpu"), Path()).all())
-    only = [n for n in args.only.split(",") if n]
+    only = [n for n in only.split(",") if n]
     if unknown := [n for n in only if n not in names]:
         print(f"error: --only {','.join(unknown)}: no such check; the checks are {', '.join(names)}", file=sys.stderr)
         return 2
-    if not args.cpu and not torch.cuda.is_available():
+    if not cpu and not torch.cuda.is_available():
         print("skipped: no CUDA")
         print(f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}, sees no GPU)")
         return 0
-    device = torch.device("cpu" if args.cpu else "cuda:0")
+    device = torch.device("cpu" if cpu else "cuda:0")
     logging.basicConfig(level=logging.WARNING, format="[%(asctime)s][%(name)s] %(message)s")
     warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath.*is not available")  # as dbsl.run
-    out = Path(args.out)
+    out = Path(out)
     with contextlib.ExitStack() as stack:
-        if args.keep_runs:
+        if keep_runs:
             runs = out / "runs"
         else:
             runs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dbsl-gpu-check-")))
@@ -401,5 +398,7 @@ def main(argv: List[str] | None = None) -> int:
     return 0 if report["passed"] else 1
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m dbsl.gpucheck: the command is dbsl.cli.gpucheck
+    from .cli.gpucheck import main
+
     raise SystemExit(main())

@@ -14,7 +14,8 @@ from torch import nn
 
 from dbsl.data import Pipeline, load_dataset
 from dbsl.plan import Phase, Plan, build_plan
-from dbsl.posthoc import main as posthoc_main, measure, recalibrate_batchnorm
+from dbsl.cli.posthoc import main as posthoc_main
+from dbsl.posthoc import measure, recalibrate_batchnorm
 from dbsl.ps.context import RunContext
 from dbsl.ps.merge import merge_into
 from dbsl.ps.server import ParameterServer, SyncPolicy
