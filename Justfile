@@ -15,14 +15,15 @@ setup:
     {{py}} -m pip install -q -e '.[dev]'
 
 # Fashion-MNIST, the real data the CPU presets train on (Debian package dataset-fashion-mnist): root installs it,
-# anyone else gets the same package's files in ~/.cache/dbsl/fashion-mnist (apt-get download + dpkg -x)
+# anyone else gets the same package's files in ~/.cache/dbsl/fashion-mnist (apt-get download + dpkg -x); the system's
+# python3 runs it (standard library only), so it works before `just setup`
 data *ARGS:
-    python3 dbsl/data/fashion_mnist.py "$@"
+    python3 -m dbsl data "$@"
 
 # the main job: a demo sweep of the four schemes on Fashion-MNIST, then its report
 demo: setup data
-    {{py}} -m dbsl.sweep demo
-    {{py}} -m dbsl.report results/sweeps/demo --out reports/demo
+    {{py}} -m dbsl sweep demo
+    {{py}} -m dbsl report results/sweeps/demo --out reports/demo
 
 # the test suite
 test: setup
@@ -30,39 +31,39 @@ test: setup
 
 # one run: just run experiment=smoke scheme=hybrid
 run *ARGS:
-    {{py}} -m dbsl.run "$@"
+    {{py}} -m dbsl run "$@"
 
 # print a plan without training: just plan experiment=paper_cifar100 scheme=hybrid dbsl.num_small=3
 plan *ARGS:
-    {{py}} -m dbsl.plan "$@"
+    {{py}} -m dbsl plan "$@"
 
 # a named sweep from sweeps/: just sweep table8_cpu
 sweep NAME *ARGS:
-    {{py}} -m dbsl.sweep "$@"
+    {{py}} -m dbsl sweep "$@"
 
 # rebuild tables and figures from run records: just report results/sweeps/table8_cpu --out reports/table8_cpu
 report *ARGS:
-    {{py}} -m dbsl.report "${@:-results}"
+    {{py}} -m dbsl report "${@:-results}"
 
 # post-hoc checks of completed runs' final models (BN recalibration, train-set gap): just posthoc results/sweeps/X
 posthoc *ARGS:
-    {{py}} -m dbsl.posthoc "$@"
+    {{py}} -m dbsl posthoc "$@"
 
 # tune the small-batch ratio with Optuna
 tune *ARGS:
-    {{py}} -m dbsl.tune "$@"
+    {{py}} -m dbsl tune "$@"
 
 # watch a tuning study live: optuna-dashboard on results/tune/STUDY/journal.log at 127.0.0.1 (--port 0: a free one)
 tune-dashboard STUDY *ARGS:
-    {{py}} -m dbsl.tune_dashboard "$@"
+    {{py}} -m dbsl tune-dashboard "$@"
 
 # measure this machine's time model: just calibrate model=resnet18_narrow dataset=fashion_mnist --quick
 calibrate *ARGS:
-    {{py}} -m dbsl.calibrate "$@"
+    {{py}} -m dbsl calibrate "$@"
 
 # check the CUDA paths on this machine, minutes; results/gpu_check/ (no CUDA: "skipped: no CUDA", exit 0)
 gpu-check *ARGS:
-    {{py}} -m dbsl.gpucheck "$@"
+    {{py}} -m dbsl gpu-check "$@"
 
 # speed benchmarks; results under reports/bench/<date>/ (just bench --quick; just bench --only ps_overhead)
 bench *ARGS:
@@ -70,8 +71,8 @@ bench *ARGS:
 
 # upload offline W&B runs found under the run records (just sync --dry-run lists them)
 sync *ARGS:
-    {{py}} -m dbsl.sinks.sync "$@"
+    {{py}} -m dbsl sync "$@"
 
 # the W&B workspace of a sweep group: writes its spec offline; --save creates it (just dashboard smoke --save)
 dashboard GROUP *ARGS:
-    {{py}} -m dbsl.sinks.dashboard "$@"
+    {{py}} -m dbsl dashboard "$@"

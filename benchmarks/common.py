@@ -11,7 +11,7 @@ import torch
 
 from dbsl.config import DatasetConfig, ModelConfig, OptimConfig
 from dbsl.models import ResNet18, build_model
-from dbsl.train import LocalTrainer
+from dbsl.local_training import LocalTrainer
 
 from .timing import decided
 
@@ -59,7 +59,7 @@ def image_source(kind: str, synthetic_train: int = 2048, synthetic_test: int = 2
 
 
 def dataset_overrides(kind: str) -> List[str]:
-    """Hydra overrides selecting the same data as :func:`image_source` (for runs through ``dbsl.runner``)."""
+    """Hydra overrides selecting the same data as :func:`image_source` (for runs through ``dbsl.one_run``)."""
     if kind == "auto" and fashion_mnist_available():
         return ["dataset=fashion_mnist", f"dataset.root={DATA_ROOT}"]
     return ["dataset=synthetic", "dataset.channels=1", "dataset.resolution=28", "dataset.num_classes=10"]

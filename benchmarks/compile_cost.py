@@ -10,13 +10,13 @@ the first compile is cold; ``TORCHINDUCTOR_COMPILE_THREADS=1`` and one torch thr
   spatial dimensions are dynamic too);
 - ``static_warm``: ``static`` again on the cache ``static`` left, i.e. what every later run of a sweep pays.
 
-In each, dbsl's :class:`~dbsl.train.LocalTrainer` (channels_last) trains the compiled model through the *walk*: the
-input shapes (resolution, batch, dropout) of the study's hybrid run, in the order its phases first use them (the
+In each, dbsl's :class:`~dbsl.local_training.LocalTrainer` (channels_last) trains the compiled model through the *walk*:
+the input shapes (resolution, batch, dropout) of the study's hybrid run, in the order its phases first use them (the
 most shapes of the four schemes). At each new shape the first call's CPU seconds (this process and its compiler
-subprocesses) minus a second call's is that shape's compile time; the recompiles are dynamo's compiled frames after
-the first. Then (cold settings) interleaved rounds at each walk shape and at width 16, 28 px, batch 256 time three
-sides: the bare eager fp32 NCHW loop, the eager dbsl trainer and the compiled one (CPU seconds, medians of per-round
-ratios with 95 % intervals).
+subprocesses) minus a second call's is that shape's compile time; the recompiles are dynamo's compiled frames after the
+first. Then (cold settings) interleaved rounds at each walk shape and at width 16, 28 px, batch 256 time three sides:
+the bare eager fp32 NCHW loop, the eager dbsl trainer and the compiled one (CPU seconds, medians of per-round ratios
+with 95 % intervals).
 
 Break-even: a scheme's run compiles its shapes once (the simulated executor's workers share the compiled code: a
 second worker's model reuses it, checked in the walk) and saves, per mini-epoch at a shape, its steps x (eager -

@@ -1,7 +1,7 @@
 """Benchmark 4: what cyclic progressive learning saves: an epoch at each CPL resolution against full resolution.
 
 One side per resolution, all interleaved (round-robin, order alternating): a worker's training step (the
-:class:`~dbsl.data.Pipeline` with the paper's augmentation feeding :class:`~dbsl.train.LocalTrainer` with the
+:class:`~dbsl.data.Pipeline` with the paper's augmentation feeding :class:`~dbsl.local_training.LocalTrainer` with the
 paper's weight decay) on Fashion-MNIST (or its synthetic stand-in), ResNet-18 width 16, one batch size for all
 resolutions, so that the ratio isolates the resolution. The epoch time is the measured time per image times the
 training-set size. The pixel ratio (r / R)^2 is the FLOP limit of the saving for a convolutional network.

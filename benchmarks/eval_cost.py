@@ -1,6 +1,6 @@
 """Benchmark 5: the share of a run's time spent evaluating, with dbsl's defaults (channels_last, inference_mode).
 
-Interleaved sides, each a whole simulated run through :func:`dbsl.runner.execute` (baseline scheme, 28 px,
+Interleaved sides, each a whole simulated run through :func:`dbsl.one_run.execute` (baseline scheme, 28 px,
 ResNet-18 width 16) on a Fashion-MNIST subset:
 
 - the full data set's 6 : 1 train : test proportion (so a test costs, relative to a mini-epoch, what it costs in a
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from dbsl.compose import compose_config
-from dbsl.runner import execute
+from dbsl.one_run import execute
 
 from .common import dataset_overrides, pick, result, study
 from .timing import interleave

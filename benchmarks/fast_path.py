@@ -6,7 +6,8 @@ equal initial weights, dropout 0.2, SGD with momentum 0.9 and no weight decay on
 
 - ``bare``: the eager fp32 NCHW loop (:func:`benchmarks.trainer_vs_loop.bare_loop`), one torch thread: what a
   user writing plain PyTorch gets;
-- ``dbsl``: :meth:`dbsl.train.LocalTrainer.train` with dbsl's defaults (``train.channels_last=true``), one thread;
+- ``dbsl``: :meth:`dbsl.local_training.LocalTrainer.train` with dbsl's defaults (``train.channels_last=true``), one
+  thread;
 - ``bf16``: the bare loop under ``torch.autocast("cpu", torch.bfloat16)``, channels-last, one thread; only where
   the CPU has bf16 instructions (avx512_bf16 or amx_bf16; elsewhere bf16 is emulated and slow). Reported, never a
   default: it changes the numerics;
@@ -14,7 +15,7 @@ equal initial weights, dropout 0.2, SGD with momentum 0.9 and no weight decay on
   seconds add both threads').
 
 Evaluation, one interleaved table: the test-set pass at batch 1000 (the presets' ``train.eval_batch_size``) as a
-plain loop does it (``torch.no_grad``, NCHW), the same channels-last, and dbsl's :func:`dbsl.train.evaluate`
+plain loop does it (``torch.no_grad``, NCHW), the same channels-last, and dbsl's :func:`dbsl.local_training.evaluate`
 (``torch.inference_mode``, channels-last) at batch 1000, 500, 250 and 128.
 
 Every ratio is a median of per-round ratios with a 95 % interval of that median (timing.median_interval), on CPU
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dbsl.train import channels_last_for, evaluate
+from dbsl.local_training import channels_last_for, evaluate
 
 from .common import CPU, NO_DECAY, TIMING_LR, new_model, new_trainer, pick, random_batches, result
 from .timing import Comparison, compare, decided, interleave, median_interval

@@ -4,7 +4,7 @@ Per resolution, three interleaved sides on Fashion-MNIST (a synthetic stand-in o
 are missing), ResNet-18 width 16, the paper's augmentation (flip + rotation + zoom, one ``grid_sample``):
 
 - ``pipeline``: :meth:`dbsl.data.Pipeline.train_batches` alone (gather, augment + resize, normalise);
-- ``model``: :meth:`dbsl.train.LocalTrainer.train` on batches already in memory;
+- ``model``: :meth:`dbsl.local_training.LocalTrainer.train` on batches already in memory;
 - ``fed``: the trainer fed by the pipeline, as a worker's mini-epoch runs (the pipeline runs inline, not ahead).
 
 Target: pipeline / model >= 3 at the lowest resolution. ``pipeline share`` = 1 - fed / model is the part of a

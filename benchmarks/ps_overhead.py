@@ -2,10 +2,11 @@
 
 Two interleaved sides train the same number of samples at the same batch size, resolution and model:
 
-- ``simulated``: :func:`dbsl.runner.execute` of a baseline run with n = 4 workers (pull, mini-epoch, push and
+- ``simulated``: :func:`dbsl.one_run.execute` of a baseline run with n = 4 workers (pull, mini-epoch, push and
   merge, metrics rows), evaluation off except the final one, which is subtracted (``wall_time - eval_time`` from
   the run's summary.json);
-- ``single``: one :class:`~dbsl.train.LocalTrainer` fed by one :class:`~dbsl.data.Pipeline` over all those samples.
+- ``single``: one :class:`~dbsl.local_training.LocalTrainer` fed by one :class:`~dbsl.data.Pipeline` over all those
+  samples.
 
 Target: simulated / single <= 1.03 in time. Two estimates of the same overhead, per interleaved round:
 
@@ -31,8 +32,8 @@ import torch
 from dbsl.compose import compose_config
 from dbsl.data import Pipeline, load_dataset
 from dbsl.plan import build_plan
-from dbsl.runner import execute
-from dbsl.train import LocalTrainer
+from dbsl.one_run import execute
+from dbsl.local_training import LocalTrainer
 
 from .common import CPU, new_model, pick, result
 from .timing import Comparison, Samples, decided, interleave, median_interval, one_thread_clock

@@ -42,7 +42,7 @@ def module(name: str) -> ModuleType:
 def machine() -> dict:
     import torch
 
-    from dbsl.record import cpu_model
+    from dbsl.machine import cpu_model
 
     return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
             "threads": torch.get_num_threads(),

@@ -5,7 +5,7 @@ dropout 0.2), same SGD (momentum 0.9, equal LR), same threads and the same memor
 the cost of what the trainer adds (bookkeeping of loss and accuracy, optimizer handling), not of a faster layout:
 
 - ``bare``: forward, cross-entropy, backward, ``SGD.step`` written out here;
-- ``trainer``: :meth:`dbsl.train.LocalTrainer.train` with every weight decay off and ``channels_last=False``;
+- ``trainer``: :meth:`dbsl.local_training.LocalTrainer.train` with every weight decay off and ``channels_last=False``;
 - ``trainer_decay``: the same with the paper's double decay (L2 kernel regulariser + decoupled decay, 1e-4 each).
 
 Every case runs in every round (one interleaved set of sides), so each round gives one geometric mean over the

@@ -1,4 +1,5 @@
-"""``python -m dbsl.gpucheck`` (``just gpu-check``): check dbsl's CUDA paths on this machine in a few minutes.
+"""``dbsl gpu-check`` (also ``python -m dbsl.gpucheck``, ``just gpu-check``): check dbsl's CUDA paths on this
+machine in a few minutes.
 
 Without CUDA it prints ``skipped: no CUDA`` and exits 0. With CUDA it runs these checks, each reported on its own:
 
@@ -20,7 +21,6 @@ attach to a bug report; the exit status is 1 if any check failed. ``--only NAME,
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import datetime as dt
@@ -42,12 +42,12 @@ import torch.nn.functional as F
 from . import __version__
 from .compose import compose_config
 from .data import Pipeline, load_dataset
+from .local_training import LocalTrainer, evaluate
 from .models import build_model
+from .one_run import execute
 from .ps.supervisor import WorkerFailure
 from .ps.remote_worker import FAULT_ENV
 from .record import read_metric_rows, write_atomic
-from .runner import execute
-from .train import LocalTrainer, evaluate
 
 PAPER_PRESETS = ("paper_cifar100", "compsac_cifar100", "paper_imagenet")
 # a hybrid run (CPL 8 -> 16 px and an LR step) on 2 workers, worker 1 at the small batch: 8 commits, tests at 1,3,5,7
@@ -304,7 +304,7 @@ def watch(model: torch.nn.Module):
     handle = first_conv.register_forward_hook(lambda module, args, output: seen["conv"].append(str(output.dtype)))
     original = F.cross_entropy
 
-    def cross_entropy(logits, target, *args, **kwargs):  # dbsl.train calls F.cross_entropy at call time
+    def cross_entropy(logits, target, *args, **kwargs):  # dbsl.local_training calls F.cross_entropy at call time
         loss = original(logits, target, *args, **kwargs)
         seen["logits"].append(str(logits.dtype))
         seen["loss"].append(str(loss.dtype))
@@ -368,28 +368,25 @@ def write_report(out: Path, results: List[dict], device: torch.device) -> dict:
     return report
 
 
-def main(argv: List[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dbsl.gpucheck", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="results/gpu_check", help="folder of gpu_check.json and gpu_check.md")
-    parser.add_argument("--only", default="", help="comma-separated checks to run (default: all)")
-    parser.add_argument("--keep-runs", action="store_true", help="keep the check's run records under <out>/runs")
-    parser.add_argument("--cpu", action="store_true", help="run the checks on the CPU (tests the check itself)")
-    args = parser.parse_args(argv)
+def gpu_check(out: Path | str = "results/gpu_check", only: str = "", keep_runs: bool = False,
+              cpu: bool = False) -> int:
+    """Run the checks (``only``: comma-separated names; default all) on the first GPU (or on the CPU: ``cpu``) and
+    write the report into ``out``; the exit status (0 also without CUDA: skipped)."""
     names = list(Checks(torch.device("cpu"), Path()).all())
-    only = [n for n in args.only.split(",") if n]
+    only = [n for n in only.split(",") if n]
     if unknown := [n for n in only if n not in names]:
         print(f"error: --only {','.join(unknown)}: no such check; the checks are {', '.join(names)}", file=sys.stderr)
         return 2
-    if not args.cpu and not torch.cuda.is_available():
+    if not cpu and not torch.cuda.is_available():
         print("skipped: no CUDA")
         print(f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}, sees no GPU)")
         return 0
-    device = torch.device("cpu" if args.cpu else "cuda:0")
+    device = torch.device("cpu" if cpu else "cuda:0")
     logging.basicConfig(level=logging.WARNING, format="[%(asctime)s][%(name)s] %(message)s")
     warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath.*is not available")  # as dbsl.run
-    out = Path(args.out)
+    out = Path(out)
     with contextlib.ExitStack() as stack:
-        if args.keep_runs:
+        if keep_runs:
             runs = out / "runs"
         else:
             runs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dbsl-gpu-check-")))
@@ -401,5 +398,7 @@ def main(argv: List[str] | None = None) -> int:
     return 0 if report["passed"] else 1
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m dbsl.gpucheck: the command is dbsl.cli.gpucheck
+    from .cli.gpucheck import main
+
     raise SystemExit(main())

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .plan import Phase, Plan
 from .record import RunRecord
 from .sinks import Sink
-from .train import EvalStats, TrainStats
+from .local_training import EvalStats, TrainStats
 
 log = logging.getLogger("dbsl")
 

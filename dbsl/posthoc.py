@@ -7,13 +7,12 @@ pass, dropout off), and on the training images themselves (eval mode, no augment
 measured on the model rather than on metrics.csv's running train loss, which has augmentation and dropout on.
 The results are written to ``posthoc.json`` in the run folder (atomically); the report reads them.
 
-    python -m dbsl.posthoc results/sweeps/robustness            # every completed run below the folder
-    python -m dbsl.posthoc RUN_DIR [RUN_DIR ...] [--force]       # --force measures again
+    dbsl posthoc results/sweeps/robustness            # every completed run below the folder (or python -m dbsl.posthoc)
+    dbsl posthoc RUN_DIR [RUN_DIR ...] [--force]       # --force measures again
 """
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -22,12 +21,11 @@ from torch import nn
 
 from .config import config_from_yaml
 from .data import Pipeline, load_dataset
-from .errors import ArgumentParser, RecordError, UserError, cli_main
+from .errors import RecordError, UserError
+from .local_training import EvalStats, evaluate, kernel_l2_penalty
 from .models import build_model
 from .plan import build_plan
 from .record import FINAL_MODEL, POSTHOC, find_runs, read_summary, to_json, write_atomic
-from .threads import set_threads
-from .train import EvalStats, evaluate, kernel_l2_penalty
 
 log = logging.getLogger("dbsl")
 
@@ -115,18 +113,13 @@ def run_folders(paths: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m dbsl.posthoc", description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="+", help="run folders, or folders holding runs")
-    parser.add_argument("--force", action="store_true", help="measure again where posthoc.json exists")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    set_threads(args.threads)
-    runs = run_folders(args.paths)
+def check_runs(paths: Sequence[str], force: bool = False) -> list[Path]:
+    """Measure every completed run named by ``paths`` (:func:`run_folders`) and write its ``posthoc.json``; a run
+    that has one is kept unless ``force``. The runs, measured or kept."""
+    runs = run_folders(paths)
     for i, run in enumerate(runs, 1):
         out = run / POSTHOC
-        if out.exists() and not args.force:
+        if out.exists() and not force:
             log.info("[%d/%d] %s: %s exists, kept (--force measures again)", i, len(runs), run, POSTHOC)
             continue
         result = measure(run)
@@ -134,8 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("[%d/%d] %s: test top-1 %.2f %%, BN recalibrated %.2f %% (%+.2f pp), train %.2f %% (gap %.2f pp)",
                  i, len(runs), run, result["test"]["top1"] * 100, result["bn_recalibrated"]["top1"] * 100,
                  result["bn_change_pp"], result["train"]["top1"] * 100, result["gap"]["top1_pp"])
-    return 0
+    return runs
 
 
-if __name__ == "__main__":
-    sys.exit(cli_main(main, None, "nothing was lost; run the same command again"))
+if __name__ == "__main__":  # python -m dbsl.posthoc: the command is dbsl.cli.posthoc
+    from .cli.posthoc import main
+
+    raise SystemExit(main())

@@ -105,33 +105,6 @@ def versions() -> dict:
             "torchvision": torchvision.__version__, "platform": platform.platform()}
 
 
-def cpu_model() -> str:
-    """The CPU's name with its family and model numbers (machines of one kind can differ: Zen 3 vs Zen 5)."""
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            info.setdefault(key.strip(), value.strip())
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = info.get("model name", platform.machine())
-    return f"{name} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
-
-
-def environment(device: torch.device) -> dict:
-    """What decides a run's floats besides the config: the CPU, the kernels' ISA and the thread count.
-
-    ``cpu_capability`` is ATen's vector ISA (capped by ATEN_CPU_CAPABILITY); oneDNN, which runs the convolutions,
-    picks its own ISA (capped by ONEDNN_MAX_CPU_ISA). Runs agree bit for bit only where all of these agree."""
-    env = {"device": str(device), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-           "threads": torch.get_num_threads()}
-    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "OMP_WAIT_POLICY"):
-        env[var] = os.environ.get(var)
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
-
-
 class RunRecord:
     def __init__(self, run_dir: Path | str):
         self.dir = Path(run_dir)

@@ -1,4 +1,5 @@
-"""python -m dbsl.tune_dashboard STUDY [--port 8080]: watch a tuning study live in optuna-dashboard.
+"""Watch a tuning study live in optuna-dashboard: ``dbsl tune-dashboard STUDY [--port 8080]``
+(:mod:`dbsl.cli.tune_dashboard`, also ``python -m dbsl.tune_dashboard``).
 
 Serves the study's journal (``<results_dir>/tune/<study>/journal.log``, the Optuna JournalStorage that
 ``python -m dbsl.tune`` writes) on 127.0.0.1 and prints the URL; it shows the trials as they finish while a tune
@@ -8,10 +9,8 @@ free port. Ctrl-C stops it.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from .config import ConfigError
@@ -26,17 +25,14 @@ def study_journal(results_dir: Path, study: str) -> Path:
     return results_dir / "tune" / study / "journal.log"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dbsl.tune_dashboard", description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", help="the study's name (dbsl.tune --study; default there <experiment>_<scheme>)")
-    parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; 0: a free one)")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="results_dir of the study")
-    args = parser.parse_args(argv)
-    journal = study_journal(args.results_dir, args.study)
+def serve(study: str, port: int = 8080, results_dir: Path = Path("results")) -> int:
+    """Serve ``study``'s journal under ``results_dir`` on 127.0.0.1:``port`` until Ctrl-C; the exit status (2: no
+    such study or a damaged journal, 1: the port is taken)."""
+    journal = study_journal(results_dir, study)
     if not journal.is_file():
-        known = sorted(p.parent.name for p in (args.results_dir / "tune").glob("*/journal.log"))
-        print(f"error: no study journal {journal} (studies under {args.results_dir / 'tune'}: "
-              f"{', '.join(known) or 'none'}); start one with `just tune --study {args.study} ...`", file=sys.stderr)
+        known = sorted(p.parent.name for p in (results_dir / "tune").glob("*/journal.log"))
+        print(f"error: no study journal {journal} (studies under {results_dir / 'tune'}: "
+              f"{', '.join(known) or 'none'}); start one with `just tune --study {study} ...`", file=sys.stderr)
         return 2
     import optuna
     import optuna_dashboard
@@ -52,18 +48,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     storage = JournalStorage(JournalFileBackend(str(journal)))
     try:
-        study_id = storage.get_study_id_from_name(args.study)
+        study_id = storage.get_study_id_from_name(study)
     except KeyError:
-        print(f"error: {journal} holds no study named {args.study!r}", file=sys.stderr)
+        print(f"error: {journal} holds no study named {study!r}", file=sys.stderr)
         return 2
     try:
-        server = make_server("127.0.0.1", args.port, optuna_dashboard.wsgi(storage), handler_class=QuietHandler)
+        server = make_server("127.0.0.1", port, optuna_dashboard.wsgi(storage), handler_class=QuietHandler)
     except OSError as err:
-        print(f"error: cannot listen on 127.0.0.1:{args.port} ({err.strerror}); choose another --port "
+        print(f"error: cannot listen on 127.0.0.1:{port} ({err.strerror}); choose another --port "
               "(0: a free one)", file=sys.stderr)
         return 1
     url = f"http://127.0.0.1:{server.server_port}/dashboard/studies/{study_id}"
-    print(f"optuna-dashboard (optuna {optuna.__version__}) serving study {args.study!r} from {journal}: {url}  "
+    print(f"optuna-dashboard (optuna {optuna.__version__}) serving study {study!r} from {journal}: {url}  "
           "(Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()
@@ -74,5 +70,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+
+if __name__ == "__main__":  # python -m dbsl.tune_dashboard: the command is dbsl.cli.tune_dashboard
+    from .cli.tune_dashboard import main
+
     raise SystemExit(main())

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from dbsl.record import RunRecord, find_runs, read_metric_rows
-from dbsl.runner import execute
+from dbsl.one_run import execute
 from test_distributed import TINY as DISTRIBUTED, _processes_with
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,11 +34,11 @@ COMMITS = 8
 
 def invoke(tool: str, args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
     """``python -m dbsl.<tool> <args>`` through its entry point in this process: (exit status, stdout, stderr)."""
-    import dbsl.calibration.cli
-    import dbsl.plan
-    import dbsl.report.__main__
-    import dbsl.sweep.cli
-    import dbsl.tune
+    import dbsl.cli.calibrate
+    import dbsl.cli.plan
+    import dbsl.cli.report
+    import dbsl.cli.sweep
+    import dbsl.cli.tune
     from hydra.core.global_hydra import GlobalHydra
 
     from dbsl import run
@@ -55,8 +55,8 @@ def invoke(tool: str, args: list[str], capsys, monkeypatch) -> tuple[int, str, s
         finally:
             GlobalHydra.instance().clear()
     else:
-        main = {"plan": dbsl.plan.main, "tune": dbsl.tune.main, "calibrate": dbsl.calibration.cli.main,
-                "report": dbsl.report.__main__.main, "sweep": dbsl.sweep.cli.main}[tool]
+        main = {"plan": dbsl.cli.plan.main, "tune": dbsl.cli.tune.main, "calibrate": dbsl.cli.calibrate.main,
+                "report": dbsl.cli.report.main, "sweep": dbsl.cli.sweep.main}[tool]
         code = main(args)
     out, err = capsys.readouterr()
     return code, out, err

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from dbsl.calibration.cli import Settings, main, run_calibration
+from dbsl.calibration.calibrate import Settings, run_calibration
 from dbsl.calibration.fit import monotone
 from dbsl.calibration.measure import batch_grid, largest_fitting_batch
 from dbsl.calibration.profile import load_profile
+from dbsl.cli.calibrate import main
 from dbsl.config import ConfigError
 from dbsl.plan import build_plan, dataset_size
 

@@ -1,4 +1,4 @@
-"""`just dashboard GROUP` (python -m dbsl.sinks.dashboard): the W&B workspace of a sweep group, built with no network
+"""`just dashboard GROUP` (dbsl dashboard): the W&B workspace of a sweep group, built with no network
 from the group's run records, checked against what real offline W&B runs of that group logged."""
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 import re
 
 from dbsl.record import find_runs, read_metric_rows, read_summary
-from dbsl.runner import execute
-from dbsl.sinks import dashboard
+from dbsl.one_run import execute
+from dbsl import wandb_workspace
+from dbsl.cli import dashboard
 from test_sweeps import TINY, hydra_multirun
 from test_wandb import key, no_credentials, read_wandb_records  # noqa: F401 - a fixture
 
@@ -52,7 +53,7 @@ def test_dashboard_spec_names_only_metrics_the_sink_logged(compose, tmp_path, mo
         assert (run["config"]["scheme"]["name"], run["config"]["plan"]["num_small"]) == \
             (summary["scheme"], summary["num_small"])
 
-    panels = list(dashboard.panel_metrics(spec))
+    panels = list(wandb_workspace.panel_metrics(spec))
     sections = {section for section, _, _ in panels}
     assert sections == {"Accuracy against time", "Schedule per commit", "Claims against the baseline",
                         "Per-worker time"}

@@ -1,6 +1,6 @@
-"""`just data` without root (dbsl/data/fashion_mnist.py): a real non-root user downloads and unpacks the Debian
-package dataset-fashion-mnist into its cache folder, where dbsl's Fashion-MNIST source then finds it; files that are
-not the package's are named in one line."""
+"""`just data` without root (`python3 -m dbsl data`, dbsl/data/fashion_mnist.py): a real non-root user downloads and
+unpacks the Debian package dataset-fashion-mnist into its cache folder, where dbsl's Fashion-MNIST source then finds
+it; files that are not the package's are named in one line."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ import pytest
 from dbsl.config import DatasetConfig
 from dbsl.data import DataError, fashion_mnist, load_dataset
 
-MODULE = Path(fashion_mnist.__file__)
+DBSL_PACKAGE = Path(fashion_mnist.__file__).parents[1]  # dbsl/
 FETCH_TIMEOUT = 300  # seconds: a 31 MB package from the Debian registry, and maybe a private package list
 
 
@@ -61,12 +61,14 @@ def hide_system_package(monkeypatch, tmp_path, cache: Path) -> None:
 
 def test_a_user_without_root_fetches_the_package_and_dbsl_finds_it(fresh_user, tmp_path, monkeypatch):
     prefix, work = fresh_user
-    script = work / "fashion_mnist.py"  # the module itself, where the user can read it
-    shutil.copyfile(MODULE, script)
+    # the dbsl package, where the user can read it; the system's python3 runs `python3 -m dbsl data` from there, as
+    # `just data` does from the repository before `just setup` (the command's path is standard library only)
+    shutil.copytree(DBSL_PACKAGE, work / "dbsl", ignore=shutil.ignore_patterns("__pycache__"))
     python = runnable_python(prefix)
+    command = [python, "-m", "dbsl", "data"]
     env = ["env", "-i", f"HOME={work}", f"XDG_CACHE_HOME={work / 'cache'}", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
            f"{fashion_mnist.ENV}="]
-    proc = subprocess.run([*prefix, *env, python, str(script)], capture_output=True, text=True, timeout=FETCH_TIMEOUT)
+    proc = subprocess.run([*prefix, *env, *command], capture_output=True, text=True, timeout=FETCH_TIMEOUT, cwd=work)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "fetching dataset-fashion-mnist as user" in proc.stdout and "as user 0 " not in proc.stdout
     assert "fetching a private list" in proc.stdout  # no package list on a fresh machine: apt-get update as the user
@@ -77,7 +79,7 @@ def test_a_user_without_root_fetches_the_package_and_dbsl_finds_it(fresh_user, t
     if os.path.isdir("/usr/share/datasets/fashion-mnist"):  # the same bytes as root's installed package
         for name in fashion_mnist.PACKAGE_FILES:
             assert (folder / name).read_bytes() == Path("/usr/share/datasets/fashion-mnist", name).read_bytes()
-    again = subprocess.run([*prefix, *env, python, str(script)], capture_output=True, text=True, timeout=60)
+    again = subprocess.run([*prefix, *env, *command], capture_output=True, text=True, timeout=60, cwd=work)
     assert again.returncode == 0 and f"files are in {folder}" in again.stdout  # found and checked: no download
 
     hide_system_package(monkeypatch, tmp_path, work / "cache")
@@ -110,7 +112,7 @@ def test_files_that_are_not_the_packages_are_named(tmp_path, monkeypatch):
 
 def test_without_apt_it_prints_the_one_command_that_works(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no apt-get, no dpkg
-    assert fashion_mnist.main(["--to", str(tmp_path / "dest")]) == 1
+    assert fashion_mnist.get_files(tmp_path / "dest") == 1
     err = capsys.readouterr().err
     assert "cannot run apt-get" in err
     assert "The one command that works: sudo apt-get install dataset-fashion-mnist" in err

@@ -18,7 +18,7 @@ from dbsl.config import ConfigError
 from dbsl.ps.launch import Role, check_world_size, torchrun_worker
 from dbsl.ps.remote_worker import FAULT_ENV, injected_fault
 from dbsl.record import find_runs, read_metric_rows, read_summary
-from dbsl.runner import execute
+from dbsl.one_run import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 # hybrid on 2 workers (worker 1 small-batch, so the workers differ in speed), 4 phases (an LR step and the

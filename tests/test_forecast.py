@@ -86,7 +86,7 @@ def test_a_rebuild_is_paid_when_a_workers_phase_changes():
 
 
 def test_the_training_only_forecast_is_the_simulated_executors_clock(compose, tmp_path):
-    from dbsl.runner import execute
+    from dbsl.one_run import execute
 
     for i, extra in enumerate((["ps.sync=ASP"], ["ps.sync=SSP", "ps.staleness=0", "dbsl.extra_time_ratio=1.3"],
                                ["ps.sync=BSP"])):

@@ -41,7 +41,7 @@ def cpu_identity() -> dict:
 
 
 def record(compose, out: Path, name: str) -> list[dict]:
-    from dbsl.runner import execute
+    from dbsl.one_run import execute
 
     summary = execute(compose(SETUP + RUNS[name] + [f"output_dir={out / name}"]))
     with open(Path(summary["run_dir"]) / "metrics.csv") as fh:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dbsl.gpucheck import main
+from dbsl.cli.gpucheck import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import yaml
 
 from dbsl.compose import compose_config
 from dbsl.plan import build_plan, dataset_size
-from dbsl.sweep.cli import expand_jobs, list_presets, load_preset
+from dbsl.sweep.presets import expand_jobs, list_presets, load_preset
 
 CONF = files("dbsl.conf")
 EXPERIMENTS = sorted(p.name.removesuffix(".yaml") for p in (CONF / "experiment").iterdir() if p.name.endswith(".yaml"))

@@ -19,7 +19,7 @@ from dbsl.identity import run_identity
 from dbsl.record import RunRecord
 from dbsl.report.__main__ import main
 from dbsl.report.paper import paper_results
-from dbsl.runner import execute
+from dbsl.one_run import execute
 
 # 8 commits on 512 synthetic images at width 2; one LR stage with the CPL cycle 8 -> 16 px; k as in Table 8
 FAST = ["experiment=smoke", "model.width=2", "dataset.synthetic_train=512", "dataset.synthetic_test=64",

@@ -14,7 +14,8 @@ from torch import nn
 
 from dbsl.data import Pipeline, load_dataset
 from dbsl.plan import Phase, Plan, build_plan
-from dbsl.posthoc import main as posthoc_main, measure, recalibrate_batchnorm
+from dbsl.cli.posthoc import main as posthoc_main
+from dbsl.posthoc import measure, recalibrate_batchnorm
 from dbsl.ps.context import RunContext
 from dbsl.ps.merge import merge_into
 from dbsl.ps.server import ParameterServer, SyncPolicy
@@ -22,8 +23,8 @@ from dbsl.ps.worker import derive_seed, mini_epoch_indices
 from dbsl.report.collect import group_runs, load_runs
 from dbsl.report.endpoint import balance_problem, balance_warnings, endpoint, final_window
 from dbsl.report.prereg import read_prereg
-from dbsl.runner import execute
-from dbsl.train import LocalTrainer
+from dbsl.one_run import execute
+from dbsl.local_training import LocalTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["experiment=smoke", "model.width=2", "dataset.synthetic_train=512", "dataset.synthetic_test=64",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dbsl.plan import build_plan
-from dbsl.runner import execute
+from dbsl.one_run import execute
 
 TIME_COLUMNS = {"wall_time", "compute_time", "seconds", "cpu_seconds", "measured_time"}
 FAST = ["experiment=smoke", "model.width=2", "dataset.synthetic_train=512", "dataset.synthetic_test=64"]

@@ -12,7 +12,7 @@ import pytest
 
 from dbsl.sweep.outcomes import read_sweep_summary
 from dbsl.record import find_runs, read_metric_rows, read_summary
-from dbsl.sweep.cli import PresetError, expand_jobs, list_presets, load_preset, merge_overrides
+from dbsl.sweep.presets import PresetError, expand_jobs, list_presets, load_preset, merge_overrides
 from test_wandb import read_wandb_records
 
 # 2 epochs x 4 workers = 8 commits on 256 synthetic images: about a second per run with one thread
@@ -159,7 +159,7 @@ def test_command_line_overrides_replace_the_grids_by_key():
 
 
 def test_dry_run_prints_the_commands_without_running(tmp_path):
-    from dbsl.sweep.cli import main
+    from dbsl.cli.sweep import main
 
     assert main(["table5", "--dry-run", f"results_dir={tmp_path}"]) == 0
     assert not (tmp_path / "sweeps").exists()

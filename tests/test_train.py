@@ -16,7 +16,7 @@ from dbsl.ps.context import RunContext
 from dbsl.monitor import Monitor
 from dbsl.ps.simulated import Simulation
 from dbsl.record import RunRecord, read_metric_rows
-from dbsl.train import LocalTrainer, evaluate, kernel_l2_penalty
+from dbsl.local_training import LocalTrainer, evaluate, kernel_l2_penalty
 
 CPU = torch.device("cpu")
 

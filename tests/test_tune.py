@@ -14,7 +14,7 @@ from dbsl.compose import compose_config
 from dbsl.plan import batch_ratio_to_k, build_plan, dataset_size
 from dbsl.record import read_metric_rows, read_summary
 from dbsl.sinks.pruning import PruningSink
-from dbsl.tune import main
+from dbsl.cli.tune import main
 
 TINY = ["experiment=smoke", "scheme=dbsl", "schedule.epochs=2", "optim.lr_milestones=[1]", "schedule.cycle_ends=[]",
         "dataset.synthetic_train=256", "dataset.synthetic_test=64", "train.eval_every=2", "train.threads=1",
@@ -150,7 +150,7 @@ def test_bad_options_name_the_fix(tmp_path, capsys):
 def test_a_pruned_trials_run_is_recorded_and_reported_as_pruned(compose, tmp_path):
     """Issue 29: the tuning report listed pruned trials as failed."""
     from dbsl.report.__main__ import main as report
-    from dbsl.runner import execute
+    from dbsl.one_run import execute
 
     class Prune:
         def log_commit(self, row):

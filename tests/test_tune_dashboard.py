@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 
 from dbsl.record import read_summary
-from dbsl.tune import main as tune
-from dbsl.tune_dashboard import main as dashboard
+from dbsl.cli.tune import main as tune
+from dbsl.cli.tune_dashboard import main as dashboard
 from test_tune import TINY
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from dbsl.record import find_runs, read_metric_rows, read_summary
-from dbsl.runner import execute
-from dbsl.sinks import sync
+from dbsl.one_run import execute
+from dbsl import wandb_sync
+from dbsl.cli import sync
 from dbsl.sinks import wandb as sink
 
 TINY = ["experiment=smoke", "scheme=dbsl", "schedule.epochs=2", "optim.lr_milestones=[1]", "schedule.cycle_ends=[]",
@@ -122,7 +123,7 @@ def test_offline_run_writes_a_wandb_run_beside_the_record(compose, tmp_path, mon
     assert sum(last.values()) == pytest.approx(float(rows[-1]["compute_time"]), rel=1e-9)
 
     # `just sync` finds it, and without an API key stops with a message instead of prompting
-    assert sync.pending_runs([tmp_path]) == [offline]
+    assert wandb_sync.pending_runs([tmp_path]) == [offline]
     assert sync.main([str(tmp_path)]) == 1
 
 
@@ -184,7 +185,8 @@ def test_an_api_key_but_no_server_goes_offline_at_once_and_sync_and_save_end_cle
     import socket
     import time
 
-    from dbsl.sinks import sync, wandb as sink
+    from dbsl.cli import sync
+    from dbsl.sinks import wandb as sink
 
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
@@ -205,7 +207,7 @@ def test_an_api_key_but_no_server_goes_offline_at_once_and_sync_and_save_end_cle
     assert sync.main([str(tmp_path / "results")]) == 1
     err = capsys.readouterr().err
     assert "does not answer" in err and "Traceback" not in err
-    from dbsl.sinks import dashboard
+    from dbsl.cli import dashboard
 
     assert dashboard.main(["smoke", "--save", "--records", str(tmp_path / "results"), "--out",
                            str(tmp_path / "spec.json")]) == 1

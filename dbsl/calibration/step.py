@@ -1,4 +1,4 @@
-"""The training step being calibrated: the run's model in a :class:`~dbsl.train.LocalTrainer`, fed by the run's
+"""The training step being calibrated: the run's model in a :class:`~dbsl.local_training.LocalTrainer`, fed by the run's
 :class:`~dbsl.data.Pipeline` (sampling, augmentation, resize), exactly as a worker's mini-epoch trains.
 
 It answers three questions per (resolution, batch size): train n batches (the caller times it), how many bytes
@@ -7,7 +7,6 @@ a training step needs, and (CUDA only) whether the batch fits at all.
 from __future__ import annotations
 
 import gc
-import os
 from typing import Optional
 
 import torch
@@ -17,9 +16,9 @@ from torch import nn
 from ..config import Config
 from ..data import DataSource, Pipeline
 from ..models import build_model
-from ..record import cpu_model
 from ..ps.worker import derive_seed, mini_epoch_indices
-from ..train import LocalTrainer
+from ..local_training import LocalTrainer
+from ..machine import cpu_model
 
 # The LR of the timed steps: 0 keeps the weights at their initial values (no divergence, no NaN slow paths)
 # while SGD, momentum and weight decay still do all their work.
@@ -46,13 +45,6 @@ def step_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     del loss
     state = 3 * sum(p.numel() * p.element_size() for p in model.parameters())
     return state + x.nelement() * x.element_size() + sum(saved.values())
-
-
-def physical_memory() -> Optional[int]:
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 class TrainingStep:

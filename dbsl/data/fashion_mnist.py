@@ -11,15 +11,15 @@ Where dbsl looks for the package's four gzipped IDX files, in order:
 The files in 2 and 3 must have the package's sizes and SHA-256 (``PACKAGE_FILES``); a folder whose files do not is
 passed over, and if no folder has good files the error names the bad file.
 
-``python3 dbsl/data/fashion_mnist.py [--to DIR]`` (what ``just data`` runs; standard library only, so any python3
-runs it before dbsl is installed): does nothing when good files are found; as root installs the package; otherwise
+``dbsl data [--to DIR]`` (:mod:`dbsl.cli.data`; ``just data`` runs ``python3 -m dbsl data`` from the repository, and
+this module, like that command's path, needs only the standard library, so any python3 runs it before dbsl is
+installed): does nothing when good files are found; as root installs the package; otherwise
 downloads the same package as the user (``apt-get download``, with a private package list when the system's cannot
 serve it), unpacks it with ``dpkg -x`` in a temporary folder, checks the files and moves them into the user folder
 (or ``--to DIR``); if that fails it prints the one command that works.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import shutil
@@ -164,12 +164,10 @@ def install_as_root() -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="just data", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--to", type=Path, help=f"fetch the package's files into DIR as the current user, even as "
-                                                f"root (default without root: {user_dir()})")
-    args = parser.parse_args(argv)
-    if args.to is None:
+def get_files(to: Optional[Path] = None) -> int:
+    """``just data``: nothing when good files are found; as root install the package; otherwise (or with ``to``)
+    fetch the package's files as the current user into ``to`` (default :func:`user_dir`). The exit status."""
+    if to is None:
         folder, problem = locate()
         if folder is not None:
             print(f"Fashion-MNIST: the package's files are in {folder} (sizes and SHA-256 checked)")
@@ -185,7 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return 1
             print(f"Fashion-MNIST: installed {PACKAGE} into {SYSTEM_DIR}")
             return 0
-    dest = args.to or user_dir()
+    dest = to or user_dir()
     print(f"fetching {PACKAGE} as user {os.getuid()} into {dest} (apt-get download + dpkg -x, no root)", flush=True)
     try:
         fetch_as_user(dest)
@@ -193,10 +191,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: could not fetch {PACKAGE} without root: {err}. The one command that works: {ROOT_COMMAND}",
               file=sys.stderr)
         return 1
-    where = "" if args.to is None or args.to == user_dir() else f"; point dbsl at them with {ENV}={dest}"
+    where = "" if to is None or to == user_dir() else f"; point dbsl at them with {ENV}={dest}"
     print(f"Fashion-MNIST: the package's files are in {dest} (sizes and SHA-256 checked){where}")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

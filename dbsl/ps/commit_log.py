@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Dict
 
-from ..train import EvalStats
+from ..local_training import EvalStats
 
 
 class CommitLog:

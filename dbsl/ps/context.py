@@ -10,7 +10,7 @@ from ..data import DataSource, Pipeline
 from ..models import ResNet18, build_model
 from ..plan import Plan
 from ..record import RunRecord
-from ..train import LocalTrainer
+from ..local_training import LocalTrainer
 from ..monitor import Monitor
 from .evaluator import Evaluator
 from .server import ParameterServer, SyncPolicy

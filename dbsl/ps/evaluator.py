@@ -6,7 +6,7 @@ import dataclasses
 import torch
 
 from ..data import Pipeline
-from ..train import EvalStats, channels_last_for, evaluate, kernel_l2_penalty
+from ..local_training import EvalStats, channels_last_for, evaluate, kernel_l2_penalty
 
 
 class Evaluator:

@@ -28,7 +28,7 @@ import torch.distributed.rpc as rpc
 from torch.futures import Future
 
 from ..config import Config
-from ..train import EvalStats, TrainStats
+from ..local_training import EvalStats, TrainStats
 from . import transport
 from .clock import ModelledClock
 from .commit_log import CommitLog

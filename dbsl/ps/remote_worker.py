@@ -20,8 +20,7 @@ import time
 
 from ..config import Config
 from ..data import load_dataset
-from ..threads import set_threads
-from ..train import resolve_device
+from ..machine import resolve_device, set_threads
 from . import remote_server as server
 from . import transport
 from .context import RunContext

@@ -16,7 +16,7 @@ import torch
 
 from ..data import Pipeline
 from ..plan import Phase, Plan
-from ..train import LocalTrainer, TrainStats
+from ..local_training import LocalTrainer, TrainStats
 
 State = Dict[str, torch.Tensor]
 

@@ -1,6 +1,6 @@
 """Optuna pruning sink: reports the test accuracy at every evaluation to a trial, and stops a hopeless run.
 
-The run stops by raising ``optuna.TrialPruned`` from the commit that was evaluated; ``dbsl.runner.execute`` then
+The run stops by raising ``optuna.TrialPruned`` from the commit that was evaluated; ``dbsl.one_run.execute`` then
 records the run as failed with that error, keeping its checkpoint, and ``dbsl.tune`` tells Optuna it was pruned.
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ Mode (``logger.mode``): ``auto`` follows ``$WANDB_MODE`` if set, else runs onlin
 (``$WANDB_API_KEY`` or ~/.netrc) and offline otherwise. Without a key it never goes online, so it never prompts;
 a server that does not accept a connection within ``REACH_TIMEOUT`` seconds (no network) means offline, said once;
 an online start that still fails falls back to offline after ``INIT_TIMEOUT`` seconds. Offline runs are
-uploaded later with ``just sync`` (python -m dbsl.sinks.sync). Any W&B error is logged and W&B is dropped: the run
+uploaded later with ``just sync`` (``dbsl sync``). Any W&B error is logged and W&B is dropped: the run
 and its record on disk never depend on it.
 """
 from __future__ import annotations
@@ -225,6 +225,6 @@ class WandbSink:
     def finish(self, status: str) -> None:
         self._call("finish", lambda run: run.finish(exit_code=0 if status == "completed" else 1))
         if self.run is not None and self.mode == "offline":
-            log.info("W&B: run saved offline in %s; upload it with `just sync` (python -m dbsl.sinks.sync %s)",
+            log.info("W&B: run saved offline in %s; upload it with `just sync` (dbsl sync %s)",
                      self.run_dir / "wandb", self.run_dir)
         self.run = None

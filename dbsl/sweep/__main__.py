@@ -1,5 +1,6 @@
-"""python -m dbsl.sweep NAME [overrides ...] (see :mod:`dbsl.sweep.cli`)."""
-from .cli import main
+"""python -m dbsl.sweep NAME [overrides ...]: the command ``dbsl sweep`` (:mod:`dbsl.cli.sweep`)."""
 
 if __name__ == "__main__":
+    from ..cli.sweep import main
+
     raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""python -m dbsl.calibrate <hydra overrides> [--quick] [--name NAME] [options]
+"""Calibrate the time model on this machine: ``dbsl calibrate <hydra overrides> [--quick] [--name NAME] [options]``
+(:mod:`dbsl.cli.calibrate`, also ``python -m dbsl.calibrate``).
 
 Calibrates the time model on this machine (CUDA or CPU): for each resolution it finds the largest batch B_L
 (CUDA: probing for out-of-memory; CPU: the paper's memory predictor against --memory-budget), times the run's
@@ -9,7 +10,6 @@ timing whole mini-epochs of the current plan. Tables and a plot go to ``results/
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import os
@@ -19,24 +19,19 @@ from pathlib import Path
 from typing import Callable, List, Optional, Protocol, Sequence
 
 import torch
-from rich.console import Console
 
-from ..compose import compose_config
 from ..config import Config, ConfigError
 from ..data import load_dataset
-from ..errors import ArgumentParser, cli_main
 from ..paths import check_output_dir
 from ..plan import build_plan
 from ..record import versions
-from ..threads import set_threads
 from ..timemodel import profile_from_config
-from ..train import resolve_device
 from .fit import MAX_RESIDUAL, ResolutionFit, choose_kind, fit_resolution
 from .measure import (BatchTiming, Clock, batch_grid, check_budget, largest_fitting_batch, median_batch_times,
                       predict_batch_limit, steps_per_repeat)
 from .outputs import batch_time_rows, fit_rows, memory_rows, plot_fit, write_csv
 from .profile import check_name, hardware_config, write_profile
-from .step import TrainingStep, physical_memory
+from .step import TrainingStep
 from .validation import plan_mini_epochs, validate_mini_epochs
 
 GIB = 2**30
@@ -250,94 +245,28 @@ def machine_load(device) -> str:
     return ""
 
 
-def _int_list(text: str) -> List[int]:
-    try:
-        values = [int(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 16,20,24,28")
-    if not values:
-        raise argparse.ArgumentTypeError(f"{text!r} is empty: give a comma-separated list, e.g. 16,20,24,28, or leave "
-                                         "the option out")
-    return values
-
-
-def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m dbsl.calibrate", description=__doc__.split("\n\n")[1],
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("overrides", nargs="*", help="Hydra overrides as for python -m dbsl.run, e.g. model=resnet18_narrow")
-    p.add_argument("--quick", action="store_true", help="fewer batch sizes and repeats, short mini-epochs (~1 min)")
-    p.add_argument("--name", help="profile name (default: <device>_w<width>_<dataset>)")
-    p.add_argument("--resolutions", type=_int_list, help="comma list (default: schedule.resolutions)")
-    p.add_argument("--batch-sizes", type=_int_list, help="comma list of batch sizes to time (default: a grid)")
-    p.add_argument("--max-batch", type=int, help=f"largest batch timed (CPU default {CPU_MAX_BATCH}; CUDA: probed)")
-    p.add_argument("--memory-budget", type=float, help="GiB a worker's step may use on the CPU "
-                   "(default: RAM / (ps.num_workers + 1))")
-    p.add_argument("--points", type=int, help="batch sizes per resolution (default 10, quick 6)")
-    p.add_argument("--repeats", type=int, help="timed repeats per batch size (default 5, quick 3)")
-    p.add_argument("--kind", choices=("auto", "linear", "table"), default="auto",
-                   help="time model kind (auto: linear unless the line fits badly)")
-    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                   help="wall: elapsed seconds; cpu: this process's CPU seconds, for one thread on the CPU, which "
-                        "other processes on the cores inflate far less (what the simulated executor's measured clock "
-                        "uses with train.threads=1); calibrate under the load the runs will see")
-    p.add_argument("--no-validate", action="store_true", help="skip the Table-4 check of whole mini-epochs")
-    p.add_argument("--validate-steps", type=int, help="at most this many batches per checked mini-epoch (0: all)")
-    p.add_argument("--validate-repeats", type=int, help="timed repeats per checked mini-epoch (default 3, quick 1)")
-    p.add_argument("--debug", action="store_true", help="show the traceback of an error in the input")
-    return p
-
-
-def settings_from_args(args: argparse.Namespace, cfg: Config, cuda: bool) -> Settings:
-    budget = args.memory_budget * GIB if args.memory_budget is not None else None
-    if budget is None and not cuda:
-        ram = physical_memory()
-        budget = ram / (cfg.ps.num_workers + 1) if ram else None
-    kw = dict(max_batch=args.max_batch if args.max_batch is not None else (None if cuda else CPU_MAX_BATCH),
-              batch_sizes=args.batch_sizes, memory_budget=budget, kind=args.kind, validate=not args.no_validate)
-    for key in ("points", "repeats", "validate_steps", "validate_repeats"):
-        if getattr(args, key) is not None:
-            kw[key] = getattr(args, key)
-    resolutions = args.resolutions or list(cfg.schedule.resolutions)
-    return (Settings.quick(resolutions, **kw) if args.quick else Settings(resolutions, **kw)).check()
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Bad input (options, overrides, data, an unusable results_dir): one error line, exit status 2."""
-    return cli_main(_main, argv, "nothing was written for the profile; run the command again")
-
-
-def _main(argv: List[str]) -> int:
-    args = parser().parse_args(argv)
-    console = Console(stderr=True, highlight=False)
-
-    def say(text: str) -> None:
-        console.print(text, markup=False, soft_wrap=True)
-
-    cfg = compose_config(args.overrides)
-    set_threads(cfg.train.threads)
-    device = resolve_device(cfg.device)
-    settings = settings_from_args(args, cfg, device.type == "cuda")
-    name = check_name(args.name or f"{device.type}_w{cfg.model.width}_{cfg.dataset.name}")
+def calibrate(cfg: Config, device: torch.device, settings: Settings, name: Optional[str] = None, clock: str = "wall",
+              quick: bool = False, command: str = "", say: Callable[[str], None] = print) -> Result:
+    """Calibrate ``cfg``'s model and data on ``device`` (set up by :func:`dbsl.machine.prepare`): measure, fit, write
+    the profile ``<results_dir>/conf/hardware/<name>.yaml`` and its tables, and check it. ``clock``: ``wall``
+    (elapsed seconds) or ``cpu`` (this process's CPU seconds, one thread on the CPU only)."""
+    name = check_name(name or f"{device.type}_w{cfg.model.width}_{cfg.dataset.name}")
     for folder in (Path(cfg.results_dir) / "conf" / "hardware", Path(cfg.results_dir) / "calibration" / name):
         check_output_dir(folder, "results_dir")
-    if args.clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
+    if clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
         raise ConfigError("--clock cpu: CPU seconds measure a run's time only on the CPU with one thread; "
                           "add train.threads=1 (and device=cpu)")
     say(f"calibrating {name} on {device} ({torch.get_num_threads()} threads): resolutions "
-        f"{settings.resolutions}, {'quick' if args.quick else 'full'} mode")
+        f"{settings.resolutions}, {'quick' if quick else 'full'} mode")
     busy = machine_load(device)
     if busy:
-        say(f"warning: {busy}" + (" (CPU seconds are affected less, but not immune)" if args.clock == "cpu" else ""))
+        say(f"warning: {busy}" + (" (CPU seconds are affected less, but not immune)" if clock == "cpu" else ""))
     source = load_dataset(cfg.dataset, cfg.seed)
     bench = TrainingStep(cfg, source, device)
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    result = run_calibration(cfg, settings, name, bench, len(source.train), clock=clock, report=say,
-                             command=" ".join(["python -m dbsl.calibrate"] + argv), threads=torch.get_num_threads())
+    timer = time.process_time if clock == "cpu" else time.perf_counter
+    result = run_calibration(cfg, settings, name, bench, len(source.train), clock=timer, report=say,
+                             command=command, threads=torch.get_num_threads())
     if Path(cfg.results_dir).resolve() != (Path.cwd() / "results").resolve():
         say(f"note: Hydra looks for profiles in ./results/conf; from elsewhere add "
             f"'hydra.searchpath=[file://{Path(cfg.results_dir).resolve() / 'conf'}]' to find hardware={result.name}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return result

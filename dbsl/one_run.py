@@ -14,13 +14,12 @@ from .config import Config
 from .data import load_dataset
 from .errors import Diverged, RecordError
 from .identity import identity_difference, run_identity
+from .machine import environment, prepare
+from .monitor import Monitor, measured_clock_source
 from .plan import build_plan
 from .ps.context import RunContext
 from .ps.simulated import run_simulated
-from .monitor import Monitor, measured_clock_source
-from .record import POSTHOC, START_AGAIN, RunRecord, environment, git_commit, versions
-from .threads import set_threads
-from .train import pin_cpu_isa, resolve_device
+from .record import POSTHOC, START_AGAIN, RunRecord, git_commit, versions
 
 log = logging.getLogger("dbsl")
 
@@ -117,10 +116,8 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
     elif cfg.overwrite:  # what the earlier attempt left that this one replaces: its checkpoint and final model
         for path in (record.checkpoint_path, record.final_path, record.dir / POSTHOC):
             path.unlink(missing_ok=True)
-    pin_cpu_isa(cfg.train.cpu_isa)
-    set_threads(cfg.train.threads)
+    device = prepare(cfg.train.threads, cpu_isa=cfg.train.cpu_isa, device=cfg.device)
     record.stamp = {"identity": identity, "threads": torch.get_num_threads()}
-    device = resolve_device(cfg.device)
     source = load_dataset(cfg.dataset, cfg.seed)  # a missing or corrupt dataset fails here, before any training
     plan = build_plan(cfg, len(source.train))  # an impossible budget fails here
     record.write_text("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))

@@ -1,4 +1,5 @@
-"""python -m dbsl.sinks.dashboard GROUP [--save]: the W&B workspace of one sweep group, as code (wandb-workspaces).
+"""The W&B workspace of one sweep group, as code (wandb-workspaces): ``dbsl dashboard GROUP [--save]``
+(:mod:`dbsl.cli.dashboard`, ``just dashboard``).
 
 The runs of a sweep share a W&B group (the sweep's name, or ``logger.group``; a tuning study's is the study's name).
 The workspace shows only that group, grouped by scheme and n_S, so every line is the mean over seeds (with its
@@ -17,14 +18,13 @@ an API key (``wandb login``) it creates the workspace in ``--entity``/``--projec
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
-from ..record import write_atomic
-from .wandb import REACH_TIMEOUT, STEP_METRIC, WORKER_TIMES, has_api_key, server_answers, server_host, worker_key
+from .record import write_atomic
+from .sinks.wandb import REACH_TIMEOUT, STEP_METRIC, WORKER_TIMES, has_api_key, server_answers, server_host, worker_key
 
 DEFAULT_WORKERS = 4  # ps.num_workers when the group has no run records here
 GROUP_BY = ("scheme.name", "plan.num_small")  # W&B config keys: one line per scheme and n_S
@@ -37,9 +37,9 @@ def record_folders(group: str, results: Path) -> List[Path]:
 
 def claims_markdown(folders: Sequence[Path]) -> tuple[str, int]:
     """The claims table(s) of the records under ``folders`` as Markdown, and the workers per run (the most)."""
-    from ..report.claims import claims_tables
-    from ..report.collect import ReportError, group_runs, load_runs
-    from ..report.render import markdown
+    from .report.claims import claims_tables
+    from .report.collect import ReportError, group_runs, load_runs
+    from .report.render import markdown
 
     if not folders:
         return "", DEFAULT_WORKERS
@@ -114,60 +114,50 @@ def panel_metrics(spec: dict) -> Iterable[tuple[str, str, List[str]]]:
             yield section["name"], panel["viewType"], names
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dbsl.sinks.dashboard", description=__doc__.split("\n\n")[0])
-    parser.add_argument("group", help="the W&B group: a sweep's name (e.g. smoke) or logger.group")
-    parser.add_argument("--project", default="dbsl", help="W&B project (logger.project; default dbsl)")
-    parser.add_argument("--entity", help="W&B entity (default: your default entity once online)")
-    parser.add_argument("--records", nargs="*", type=Path,
-                        help="folders of the group's run records (default results/sweeps/GROUP or "
-                             "results/tune/GROUP/runs)")
-    parser.add_argument("--workers", type=int, help="workers per run (default: from the records, else 4)")
-    parser.add_argument("--out", type=Path, help="where to write the spec (default results/dashboards/GROUP.json)")
-    parser.add_argument("--save", action="store_true", help="create the workspace in W&B (needs an API key)")
-    args = parser.parse_args(argv)
-    folders = args.records if args.records is not None else record_folders(args.group, Path("results"))
+def write_workspace(group: str, project: str = "dbsl", entity: Optional[str] = None,
+                    records: Optional[Sequence[Path]] = None, workers: Optional[int] = None, out: Optional[Path] = None,
+                    save: bool = False) -> int:
+    """Write the workspace spec of ``group`` (default ``results/dashboards/<group>.json``); with ``save``, create the
+    workspace in W&B too. ``records``: the group's run record folders (default :func:`record_folders`). The exit
+    status (2: bad input, 1: no API key or no server for ``save``)."""
+    folders = records if records is not None else record_folders(group, Path("results"))
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
         print(f"error: --records: no such folder {', '.join(missing)}", file=sys.stderr)
         return 2
-    if args.workers is not None and args.workers < 1:
-        print(f"error: --workers={args.workers}: needs at least 1 worker", file=sys.stderr)
+    if workers is not None and workers < 1:
+        print(f"error: --workers={workers}: needs at least 1 worker", file=sys.stderr)
         return 2
-    if args.save and not has_api_key():
-        print(f"error: no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `just dashboard {args.group} "
+    if save and not has_api_key():
+        print(f"error: no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `just dashboard {group} "
               "--save` again; without --save the spec is written offline", file=sys.stderr)
         return 1
-    if args.save and not server_answers():
+    if save and not server_answers():
         host, port = server_host()
         print(f"error: the W&B server {host}:{port} does not answer within {REACH_TIMEOUT:g} s (no network?); run "
-              f"`just dashboard {args.group}` without --save to write the spec offline, and --save again when it "
+              f"`just dashboard {group}` without --save to write the spec offline, and --save again when it "
               "answers", file=sys.stderr)
         return 1
-    claims, workers = claims_markdown(folders)
+    claims, found_workers = claims_markdown(folders)
     if not claims:
-        print(f"note: no completed run records of {args.group!r} under "
-              f"{', '.join(map(str, folders)) or 'results/sweeps/' + args.group}: the claims panel says so",
+        print(f"note: no completed run records of {group!r} under "
+              f"{', '.join(map(str, folders)) or 'results/sweeps/' + group}: the claims panel says so",
               file=sys.stderr)
-    entity = args.entity
-    if args.save and not entity:
+    if save and not entity:
         import wandb
 
         entity = wandb.Api().default_entity
-    workspace = build_workspace(args.group, args.project, entity or "", args.workers or workers, claims)
-    out = args.out or Path("results") / "dashboards" / f"{args.group}.json"
+    workspace = build_workspace(group, project, entity or "", workers or found_workers, claims)
+    out = out or Path("results") / "dashboards" / f"{group}.json"
     spec = workspace_spec(workspace)
     write_atomic(out, json.dumps(spec, indent=2) + "\n")
     panels = sum(1 for _ in panel_metrics(spec))
-    if not args.save:
-        print(f"wrote the W&B workspace of group {args.group!r} ({panels} panels) to {out}; nothing was sent. "
-              f"To create it: `wandb login`, then `just dashboard {args.group} --save` (add --entity/--project if "
+    if not save:
+        print(f"wrote the W&B workspace of group {group!r} ({panels} panels) to {out}; nothing was sent. "
+              f"To create it: `wandb login`, then `just dashboard {group} --save` (add --entity/--project if "
               "not your default entity and project dbsl)")
         return 0
     workspace.save()
-    print(f"created the W&B workspace of group {args.group!r} ({panels} panels): {workspace.url} (spec: {out})")
+    print(f"created the W&B workspace of group {group!r} ({panels} panels): {workspace.url} (spec: {out})")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

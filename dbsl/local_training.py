@@ -10,7 +10,6 @@ Keras's ``evaluate`` reports the loss with the model's regularisation term added
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass
 from typing import Iterable, Tuple
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ConfigError, OptimConfig
+from .config import OptimConfig
 from .models import kernel_parameters
 
 Batch = Tuple[torch.Tensor, torch.Tensor]
@@ -43,30 +42,6 @@ class EvalStats:
     samples: int
     seconds: float
     l2: float = 0.0  # the model's L2 kernel term (kernel_l2_penalty): loss + l2 is Keras's (the paper's) test loss
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = f"cuda:{local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r}: CUDA is not available on this machine; use device=cpu or device=auto")
-    return torch.device(name)
-
-
-def pin_cpu_isa(isa: str) -> None:
-    """Cap the CPU kernels' instruction set: ``avx2`` makes ATen's vectorised kernels and oneDNN's convolutions the
-    same on every x86 CPU with AVX2 (an AVX-512 machine otherwise computes different floats from the first step).
-
-    Both libraries read their cap once, at their first kernel; so this must run before the process computes
-    anything, or the environment must set ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 itself."""
-    if isa == "native":
-        return
-    os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
-    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
-    got = torch.backends.cpu.get_cpu_capability()
-    if got not in ("AVX2", "DEFAULT"):
-        raise ConfigError(f"train.cpu_isa={isa!r}: this process already runs {got} kernels; start it with "
-                          "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 in the environment")
 
 
 CHANNELS_LAST_MIN_CHANNELS = 8

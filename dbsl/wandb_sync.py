@@ -1,17 +1,17 @@
-"""python -m dbsl.sinks.sync [ROOT ...] [--dry-run]: upload the offline W&B runs found under the run records.
+"""Upload the offline W&B runs found under the run records: ``dbsl sync [ROOT ...] [--dry-run]``
+(:mod:`dbsl.cli.sync`, ``just sync``).
 
 Finds every ``wandb/offline-run-*`` directory under ROOT (default: results) that ``wandb sync`` has not marked as
 synced, and hands them to ``wandb sync``. Without an API key it says so and stops instead of prompting.
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from .wandb import REACH_TIMEOUT, has_api_key, server_answers, server_host
+from .sinks.wandb import REACH_TIMEOUT, has_api_key, server_answers, server_host
 
 
 def pending_runs(roots: Sequence[Path | str]) -> list[Path]:
@@ -24,16 +24,14 @@ def pending_runs(roots: Sequence[Path | str]) -> list[Path]:
     return sorted(set(found), key=lambda p: p.name)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dbsl.sinks.sync", description=__doc__.split("\n\n")[0])
-    parser.add_argument("roots", nargs="*", default=["results"], help="folders holding run records")
-    parser.add_argument("--dry-run", action="store_true", help="list the runs that would be uploaded")
-    args = parser.parse_args(argv)
-    runs = pending_runs(args.roots)
+def sync(roots: Sequence[Path | str] = ("results",), dry_run: bool = False) -> int:
+    """List the offline runs under ``roots`` and (unless ``dry_run``) hand them to ``wandb sync``; the exit status
+    (1: no API key, or the server does not answer)."""
+    runs = pending_runs(roots)
     for run in runs:
         print(run)
     print(f"{len(runs)} offline W&B run(s) to upload", file=sys.stderr)
-    if args.dry_run or not runs:
+    if dry_run or not runs:
         return 0
     if not has_api_key():
         print("error: no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `just sync` again",
@@ -46,6 +44,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     return subprocess.call([sys.executable, "-m", "wandb", "sync", *map(str, runs)])
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
