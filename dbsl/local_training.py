@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from typing import Iterable, Tuple
 
 import torch
@@ -20,28 +19,9 @@ from torch import nn
 
 from .config import OptimConfig
 from .models import kernel_parameters
+from .stats import EvalStats, TrainStats
 
 Batch = Tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass
-class TrainStats:
-    loss: float
-    acc: float
-    samples: int
-    steps: int
-    seconds: float  # wall seconds of the mini-epoch's training (data pipeline included)
-    cpu_seconds: float = 0.0  # this process's CPU seconds over the same stretch (all its threads)
-
-
-@dataclass
-class EvalStats:
-    loss: float  # cross-entropy
-    top1: float
-    top5: float
-    samples: int
-    seconds: float
-    l2: float = 0.0  # the model's L2 kernel term (kernel_l2_penalty): loss + l2 is Keras's (the paper's) test loss
 
 
 CHANNELS_LAST_MIN_CHANNELS = 8

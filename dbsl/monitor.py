@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .plan import Phase, Plan
 from .record import RunRecord
 from .sinks import Sink
-from .local_training import EvalStats, TrainStats
+from .stats import EvalStats, TrainStats
 
 log = logging.getLogger("dbsl")
 

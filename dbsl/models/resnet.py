@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+if TYPE_CHECKING:  # annotations only: a model needs no config module to be built
+    from ..config import ModelConfig
+
 
 BN_EPS = 1.001e-5  # the journal model's (Keras momentum 0.9, eps 1.001e-5)
 BN_MOMENTUM = 0.9  # Keras convention

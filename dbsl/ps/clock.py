@@ -14,9 +14,10 @@ order of finish times (ties by rank); the simulated executor trains at each arri
 from __future__ import annotations
 
 import heapq
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Sequence, Tuple
 
-from .server import ParameterServer
+if TYPE_CHECKING:  # annotations only: the clock needs no model or plan
+    from .server import ParameterServer
 
 
 class ModelledClock:

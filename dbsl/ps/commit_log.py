@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Dict
 
-from ..local_training import EvalStats
+from ..stats import EvalStats
 
 
 class CommitLog:

@@ -28,7 +28,7 @@ import torch.distributed.rpc as rpc
 from torch.futures import Future
 
 from ..config import Config
-from ..local_training import EvalStats, TrainStats
+from ..stats import EvalStats, TrainStats
 from . import transport
 from .clock import ModelledClock
 from .commit_log import CommitLog

@@ -9,13 +9,16 @@ and the sync rules are :mod:`dbsl.ps.clock`'s; this module trains and records.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import Diverged
 from .clock import VirtualRun
-from .context import RunContext
 from .worker import Worker, derive_seed
+
+if TYPE_CHECKING:  # annotations only
+    from .context import RunContext
 
 log = logging.getLogger("dbsl")
 
