@@ -107,19 +107,6 @@ class Plan:
     def mini_epoch_time(self, rank: int, phase: Phase) -> float:
         return phase.time_small if self.is_small(rank) else phase.time_large
 
-    def modelled_time(self, sync: str = "ASP") -> float:
-        """The modelled training time the plan implies, before running it.
-
-        Per phase: asynchronously (ASP/SSP) the workers together commit at sum_i 1/t_i mini-epochs per second, so the
-        phase's commits take commits / sum_i(1/t_i); synchronously (BSP) every round waits for the slowest worker.
-        """
-        total, n = 0.0, self.num_workers
-        for phase in self.phases:
-            times = [self.mini_epoch_time(r, phase) for r in range(1, n + 1)]
-            commits = phase.end - phase.start
-            total += commits / n * max(times) if sync == "BSP" else commits / sum(1.0 / t for t in times)
-        return total
-
     @property
     def epoch_commits(self) -> int:
         return self.num_workers

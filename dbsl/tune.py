@@ -40,6 +40,7 @@ from .compose import compose_config
 from .identity import identity_overrides, run_dirname
 from .config import Config, ConfigError
 from .errors import Diverged
+from .forecast import training_time
 from .paths import check_output_dir
 from .plan import batch_ratio_to_k, build_plan, dataset_size
 from .record import read_summary, write_atomic
@@ -112,7 +113,7 @@ def fastest_plan(spec: TuneSpec, base: Config) -> tuple[Optional[float], List[st
             cfg = dataclasses.replace(base, dbsl=dataclasses.replace(base.dbsl, num_small=num_small,
                                                                      extra_time_ratio=k))
             try:
-                seconds = build_plan(cfg, dataset_size(cfg)).modelled_time(cfg.ps.sync)
+                seconds = training_time(cfg)
             except ConfigError:
                 continue
             if best[0] is None or seconds < best[0]:
@@ -139,7 +140,7 @@ class Tuner:
         if self.spec.budget_ratio is None:
             return None
         cfg = compose_config(self.spec.overrides + ["dbsl.num_small=0"])
-        return self.spec.budget_ratio * build_plan(cfg, dataset_size(cfg)).modelled_time(cfg.ps.sync)
+        return self.spec.budget_ratio * training_time(cfg)
 
     def check_budget(self) -> None:
         """A budget must admit at least one configuration of the search space (checked at the fastest corners:
@@ -176,7 +177,7 @@ class Tuner:
         except ConfigError as err:  # e.g. no small batch fits the budget k gives: infeasible, not broken
             trial.set_user_attr("infeasible", str(err))
             raise optuna.TrialPruned(f"infeasible plan: {err}") from err
-        estimate = plan.modelled_time(cfg.ps.sync)
+        estimate = training_time(cfg, plan)
         trial.set_user_attr("planned_time", estimate)
         trial.set_user_attr("batch_small", max(p.batch_small for p in plan.phases))
         if self.budget is not None and estimate > self.budget * (1 + PLAN_TOLERANCE):

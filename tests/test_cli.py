@@ -37,8 +37,8 @@ def test_dbsl_help_lists_every_command_with_one_line():
     lines = proc.stdout.splitlines()
     for name, (_, _, description) in COMMANDS.items():
         assert any(line.split() and line.split()[0] == name and description in line for line in lines), name
-    assert {"run", "plan", "sweep", "report", "posthoc", "tune", "tune-dashboard", "calibrate", "gpu-check", "sync",
-            "dashboard", "data"} == set(COMMANDS)
+    assert {"run", "plan", "forecast", "sweep", "report", "posthoc", "tune", "tune-dashboard", "calibrate",
+            "gpu-check", "sync", "dashboard", "data"} == set(COMMANDS)
     nothing, unknown = _python("-m", "dbsl"), _python("-m", "dbsl", "plna")
     assert nothing.returncode == 2 and "usage: dbsl COMMAND" in nothing.stderr
     assert unknown.returncode == 2 and "'plna' is not a dbsl command" in unknown.stderr and "Traceback" not in unknown.stderr

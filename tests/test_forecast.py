@@ -146,3 +146,29 @@ def test_the_fit_finds_the_overhead_that_gives_the_seconds(compose):
     assert fitted.commit_overhead_s == pytest.approx(1.0, rel=0.02)
     assert forecast_run(cfg, fitted).seconds == pytest.approx(plain + 140.0, rel=1e-6)
     assert fit_term(cfg, plain - 1.0, base).commit_overhead_s == 0.0  # already above: the fit stops at 0
+
+
+def test_the_command_prints_the_whole_run_and_json_gives_its_seconds():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    args = ["experiment=paper_cifar100", "scheme=hybrid", "dbsl.num_small=2"]
+    text = subprocess.run([sys.executable, "-m", "dbsl", "forecast", *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert text.returncode == 0, text.stderr
+    assert "FORECAST" in text.stdout and "560 commits" in text.stdout and "scheme=baseline" in text.stdout
+    out = subprocess.run([sys.executable, "-m", "dbsl.forecast", *args, "--json", "--set", "link_gbit=10"], cwd=root,
+                         env=env, capture_output=True, text=True, timeout=300)
+    data = json.loads(out.stdout)
+    assert data["commits"] == 560 and data["terms"]["link_gbit"] == 10.0
+    assert data["seconds"] > data["training_only_seconds"] > 0
+    assert data["change_against_baseline_pct"] == pytest.approx(100 * (data["seconds"] / data["baseline_seconds"] - 1))
+    bad = subprocess.run([sys.executable, "-m", "dbsl.forecast", *args, "--set", "link_gbit=fast"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--set link_gbit=fast: 'fast' is not a number" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

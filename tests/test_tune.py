@@ -11,6 +11,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from dbsl.compose import compose_config
+from dbsl.forecast import training_time
 from dbsl.plan import batch_ratio_to_k, build_plan, dataset_size
 from dbsl.record import read_metric_rows, read_summary
 from dbsl.sinks.pruning import PruningSink
@@ -70,7 +71,7 @@ def test_three_trials_then_a_resumed_study_adds_trials(tmp_path):
 
     # the budget (1.1 x the n_S=0 plan's time): the best trial is feasible and beats every other feasible one
     base = compose_config([*TINY, "dbsl.num_small=0"])
-    budget = 1.1 * build_plan(base, dataset_size(base)).modelled_time()
+    budget = 1.1 * training_time(base)
     best = json.loads((folder / "best.json").read_text())["best"]
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     for trial in complete:
@@ -113,17 +114,17 @@ def test_batch_ratio_maps_to_the_k_whose_small_batch_it_is(compose):
             assert phase.batch_small == pytest.approx(ratio * phase.batch_large, abs=2), (n_small, ratio, k)
 
 
-def test_modelled_time_of_the_baseline_plan_is_its_epochs_times_a_mini_epoch(compose):
+def test_training_time_of_the_baseline_plan_is_its_epochs_times_a_mini_epoch(compose):
     cfg = compose(["experiment=paper_cifar100", "scheme=dbsl", "dbsl.num_small=0"])
     plan = build_plan(cfg, dataset_size(cfg))
     # by hand: 4 workers at 32 px, B_L 560, d/n = 12500 samples -> round(22.32) = 22 batches of
     # a*560 + b = 0.283156096 + 0.015562114 = 0.298718210 s, i.e. 6.571800 s per mini-epoch; the four workers commit
     # together 4 mini-epochs per 6.5718 s, so 140 epochs (560 commits) take 140 * 6.571800 = 920.052 s
     expected = 920.052
-    assert plan.modelled_time() == pytest.approx(expected, abs=1e-3)
+    assert training_time(cfg, plan) == pytest.approx(expected, abs=1e-3)
     cfg = compose(["experiment=paper_cifar100", "scheme=dbsl", "dbsl.num_small=3"])
     # dual batches cost about k=1.05 times the baseline (Eq. 8 balances the mini-epochs; step counts are rounded)
-    assert 1.0 < build_plan(cfg, dataset_size(cfg)).modelled_time() / expected < 1.1
+    assert 1.0 < training_time(cfg) / expected < 1.1
 
 
 def test_pruning_sink_reports_evaluations_and_stops_a_hopeless_run():

@@ -14,6 +14,8 @@ from typing import Sequence
 COMMANDS = {
     "run": ("run", "dbsl.run", "one run, or a Hydra multirun with -m (Hydra overrides)"),
     "plan": ("plan", "dbsl.plan", "print a run's plan (phases, B_L, B_S, d_L, d_S, f) without training"),
+    "forecast": ("forecast", "dbsl.forecast", "forecast a run's whole time before training (--report: the paper's "
+                                              "time columns and the server's capacity)"),
     "sweep": ("sweep", "dbsl.sweep", "run a named sweep preset from sweeps/ (--list shows them)"),
     "report": ("report", "dbsl.report", "tables, figures and the paper's claims from run records"),
     "posthoc": ("posthoc", "dbsl.posthoc", "test completed runs' final models again (BatchNorm recalibration, "
