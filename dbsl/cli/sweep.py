@@ -1,16 +1,7 @@
-"""dbsl sweep NAME [overrides ...] (also python -m dbsl.sweep): run a named sweep preset from ``sweeps/NAME.yaml``.
-
-A preset lists one or more grids, each a line of Hydra overrides with comma-separated sweeps, e.g. ::
-
-    description: Paper Table 8 (CIFAR-100, 4 x GTX 1080, k=1.05): DBL and hybrid for n_S = 0..4
-    grids:
-      - experiment=paper_cifar100 scheme=dbsl,hybrid dbsl.num_small=0,1,2,3,4
-
-Each grid runs as one ``python -m dbsl.run -m sweep_name=NAME <grid> <overrides>`` (the overrides given here win
-over the grid's, key by key), so every run lands in ``${results_dir}/sweeps/NAME/<its overrides>``: re-running a
-sweep skips completed runs and resumes interrupted ones. At the end the runs of all grids are tabulated; the exit
-status is 1 when any run failed, 2 when the overrides are bad (an unknown preset or key: no run starts).
-``--list`` shows the presets, ``--dry-run`` the commands and runs without running.
+"""dbsl sweep NAME [overrides ...] (also python -m dbsl.sweep): run a named sweep preset from ``sweeps/NAME.yaml``
+(what a preset holds and how its runs land and resume: :mod:`dbsl.sweep.presets`). The exit status is 1 when any
+run failed, 2 when the overrides are bad (an unknown preset or key: no run starts). ``--list`` shows the presets,
+``--dry-run`` the commands and runs without running.
 """
 from __future__ import annotations
 

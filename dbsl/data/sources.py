@@ -8,7 +8,7 @@ import logging
 import os
 import pickle
 import shutil
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 from torchvision import datasets
@@ -61,6 +61,21 @@ def _gunzip(source: str, target: str) -> None:
             os.remove(temporary)
 
 
+def _fetch(fetch: Callable[[], object], failed: str) -> None:
+    """Download a dataset's missing files with ``fetch``; a failure is one DataError line (``failed``, whose
+    ``{err}`` names the error, says what to do instead)."""
+    try:
+        fetch()
+    except Exception as err:  # noqa: BLE001 - network and archive errors
+        raise DataError(failed.replace("{err}", str(err))) from err
+
+
+def _splits(read: Callable[[bool], tuple]) -> tuple[ImageSet, ImageSet, list[str]]:
+    """The train and test splits from ``read(train)`` -> (images, labels, class names), each checked by ``read``."""
+    (train_x, train_y, classes), (test_x, test_y, _) = read(True), read(False)
+    return TensorImageSet(train_x, train_y), TensorImageSet(test_x, test_y), list(classes)
+
+
 def _fashion_mnist(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet, list[str]]:
     raw = os.path.join(cfg.root, "FashionMNIST", "raw")
     missing = [name for name in FASHION_MNIST_FILES if not os.path.isfile(os.path.join(raw, name))]
@@ -81,13 +96,11 @@ def _fashion_mnist(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet, list[str]]:
             f"${FASHION_MNIST_ENV} to their folder, put the unzipped IDX files into {raw} (see dataset.root), or set "
             f"dataset.download=true.")
     if missing:
-        try:
-            datasets.FashionMNIST(cfg.root, train=True, download=True)
-        except Exception as err:  # noqa: BLE001 - network and archive errors
-            raise DataError(f"downloading Fashion-MNIST into {raw} failed ({err}); install the Debian package "
-                            f"instead (`apt-get install dataset-fashion-mnist`)") from err
-    splits = []
-    for train in (True, False):
+        _fetch(lambda: datasets.FashionMNIST(cfg.root, train=True, download=True),
+               f"downloading Fashion-MNIST into {raw} failed ({{err}}); install the Debian package instead "
+               "(`apt-get install dataset-fashion-mnist`)")
+
+    def read(train: bool):
         try:
             ds = datasets.FashionMNIST(cfg.root, train=train)
         except Exception as err:  # noqa: BLE001 - torchvision raises assorted types for bad files
@@ -97,8 +110,9 @@ def _fashion_mnist(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet, list[str]]:
         if images.dim() != 3 or len(images) != len(labels) or not _labels_ok(labels, DATASETS["fashion_mnist"].num_classes):
             raise DataError(f"corrupt Fashion-MNIST files in {raw}: images {tuple(images.shape)}, "
                             f"{len(labels)} labels; delete the folder to re-extract it")
-        splits.append(TensorImageSet(images[:, None], labels))
-    return splits[0], splits[1], list(ds.classes)
+        return images[:, None], labels, ds.classes
+
+    return _splits(read)
 
 
 # ------------------------------------------------------------------------------------------------ CIFAR
@@ -156,13 +170,12 @@ def _cifar(cfg: DatasetConfig, classes: int) -> tuple[ImageSet, ImageSet, list[s
             f"{reader.base_folder}/ lies inside dataset.root (now {cfg.root!r}); set dataset.root=/path/to/parent "
             f"or dataset.download=true to fetch it.")
     if missing:
-        try:
-            download_and_extract_archive(reader.url, cfg.root, filename=reader.filename, md5=reader.tgz_md5)
-        except Exception as err:  # noqa: BLE001 - network and archive errors
-            raise DataError(f"downloading {title} from {reader.url} into {cfg.root} failed ({err}); put "
-                            f"{reader.base_folder}/ into dataset.root by hand") from err
-    splits = []
-    for train in (True, False):
+        _fetch(lambda: download_and_extract_archive(reader.url, cfg.root, filename=reader.filename,
+                                                    md5=reader.tgz_md5),
+               f"downloading {title} from {reader.url} into {cfg.root} failed ({{err}}); put "
+               f"{reader.base_folder}/ into dataset.root by hand")
+
+    def read(train: bool):
         try:
             ds = reader(cfg.root, train=train)
             images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
@@ -183,8 +196,9 @@ def _cifar(cfg: DatasetConfig, classes: int) -> tuple[ImageSet, ImageSet, list[s
                                     f"or set dataset.download=true") from error
             raise DataError(f"cannot read {title} from {folder} ({type(error).__name__}: {error}); labels must "
                             f"lie in 0..{classes - 1}. Re-extract {reader.filename}") from error
-        splits.append(TensorImageSet(images, labels))
-    return splits[0], splits[1], list(ds.classes)
+        return images, labels, ds.classes
+
+    return _splits(read)
 
 
 # ------------------------------------------------------------------------------------------------ ImageNet
