@@ -41,6 +41,11 @@ plan *ARGS:
 sweep NAME *ARGS:
     {{py}} -m dbsl sweep "$@"
 
+# forecast a run's whole time without training: just forecast experiment=paper_cifar100 scheme=hybrid dbsl.num_small=2
+# (--json; --set link_gbit=10; --report reports/forecast: the paper's time columns and the server's capacity)
+forecast *ARGS:
+    {{py}} -m dbsl forecast "$@"
+
 # rebuild tables and figures from run records: just report results/sweeps/table8_cpu --out reports/table8_cpu
 report *ARGS:
     {{py}} -m dbsl report "${@:-results}"

@@ -172,3 +172,21 @@ def test_the_command_prints_the_whole_run_and_json_gives_its_seconds():
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "--set link_gbit=fast: 'fast' is not a number" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_published_forecast_report_is_rebuilt_with_the_same_numbers_and_the_readme_quotes_it(tmp_path):
+    """reports/forecast comes from the presets, the paper's numbers and the terms alone: rebuilt, every table's CSV
+    is the same, and the README shows the paper-table validation as the report has it."""
+    from pathlib import Path
+
+    from dbsl.report.forecast import build_forecast_report
+
+    root = Path(__file__).resolve().parents[1]
+    build_forecast_report(tmp_path / "rebuilt", figures=False)
+    published = root / "reports" / "forecast" / "tables"
+    names = sorted(p.name for p in published.glob("*.csv"))
+    assert names == sorted(p.name for p in (tmp_path / "rebuilt" / "tables").glob("*.csv")) and len(names) == 4
+    for name in names:
+        assert (tmp_path / "rebuilt" / "tables" / name).read_text() == (published / name).read_text(), name
+    table = (published / "forecast_paper_times.md").read_text().split("\n\n", 1)[1].strip()
+    assert table in (root / "README.md").read_text()
