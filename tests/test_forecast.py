@@ -185,8 +185,39 @@ def test_the_published_forecast_report_is_rebuilt_with_the_same_numbers_and_the_
     build_forecast_report(tmp_path / "rebuilt", figures=False)
     published = root / "reports" / "forecast" / "tables"
     names = sorted(p.name for p in published.glob("*.csv"))
-    assert names == sorted(p.name for p in (tmp_path / "rebuilt" / "tables").glob("*.csv")) and len(names) == 4
+    assert names == sorted(p.name for p in (tmp_path / "rebuilt" / "tables").glob("*.csv")) and len(names) == 6
     for name in names:
         assert (tmp_path / "rebuilt" / "tables" / name).read_text() == (published / name).read_text(), name
     table = (published / "forecast_paper_times.md").read_text().split("\n\n", 1)[1].strip()
     assert table in (root / "README.md").read_text()
+
+
+def test_the_record_fit_by_hand(compose, tmp_path):
+    """Two records written here: t(B) per resolution through the median seconds per batch, and the seconds per test
+    image by non-negative least squares, worked out by hand."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from dbsl.forecast.records import fit_terms
+
+    cfg = compose(["experiment=smoke", "dataset.synthetic_test=100"])
+    header = "commit,resolution,batch_size,samples,cpu_seconds,test_loss\n"
+    # run a: at 16 px, batches of 10 (4 steps: 2.0 s, so 0.5 s per batch) and of 20 (2 steps: 1.4 s, 0.7 s per
+    # batch): t(B) = 0.02 B + 0.3. Tested twice at 16 px; 3.0 s of tests: 2 x 100 images
+    # run b: the same batches at 0.5 and 0.7 s; tested once at 8 px and once at 16 px; 2.0 s of tests.
+    # Per image: 200 e16 = 3.0 gives e16 = 0.015; 100 e8 + 100 e16 = 2.0 gives e8 = 0.005
+    rows = {"a": ["0,16,10,40,2.0,1.0", "1,16,20,40,1.4,1.0"], "b": ["0,16,10,40,2.0,", "1,16,20,40,1.4,1.0",
+                                                                      "2,8,10,40,2.0,1.0"]}
+    evals = {"a": 3.0, "b": 2.0}
+    runs = []
+    for name, lines in rows.items():
+        run = tmp_path / name
+        run.mkdir()
+        OmegaConf.save(OmegaConf.structured(cfg), run / "config.yaml")
+        (run / "metrics.csv").write_text(header + "\n".join(lines) + "\n")
+        (run / "summary.json").write_text(json.dumps({"eval_time": evals[name]}))
+        runs.append(run)
+    terms = fit_terms(runs)
+    assert terms.batch_time_fit[16] == pytest.approx([0.02, 0.3])
+    assert terms.eval_per_image == pytest.approx({8: 0.005, 16: 0.015})

@@ -77,7 +77,8 @@ class Replay(VirtualRun):
         phase = self.server.phase()
         rebuild = self.terms.rebuild_s if self.last_phase.get(rank, phase.index) != phase.index else 0.0
         self.training[rank], self.last_phase[rank] = phase, phase.index
-        compute = self.plan.mini_epoch_time(rank, phase) + rebuild
+        compute = self.terms.train_s(phase.resolution, self.plan.batch_size(rank, phase), self.plan.steps(rank, phase),
+                                     self.plan.mini_epoch_time(rank, phase)) + rebuild
         self.pending[rank] = (compute, self.terms.commit_overhead_s)
         return compute + self.terms.commit_overhead_s
 

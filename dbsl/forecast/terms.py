@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional
 
 import yaml
 
 from ..config import ConfigError
 
+TABLES = ("eval_per_image", "batch_time_fit", "source")  # not settable with --set (a file sets them)
 PACKAGED = Path(__file__).resolve().parent.parent / "conf" / "forecast"
 
 
@@ -27,6 +28,8 @@ class ForecastTerms:
     merge_gbyte_s: float = 2.0  # the server's merge, in bytes of the model per second (w <- (w + f w_i)/(1 + f))
     eval_fraction: float = 1 / 3  # a tested image costs this share of a trained one at the same size (forward only)
     eval_per_image: Dict[int, float] = field(default_factory=dict)  # measured s per test image by px (wins)
+    batch_time_fit: Dict[int, List[float]] = field(default_factory=dict)  # px -> [a, b]: the forecast's own
+    # t(B) = a B + b of a training batch (fitted on whole mini-epochs); wins over the profile's, never moves a plan
     rebuild_s: float = 0.0  # a worker's rebuild when its phase changes (data pipeline, model, optimiser)
     startup_s: float = 0.0  # server start to the first pull (counted once)
     commit_overhead_s: float = 0.0  # a fixed cost of every mini-epoch on the worker (the paper's: fitted)
@@ -45,6 +48,12 @@ class ForecastTerms:
     def merge_s(self, nbytes: float) -> float:
         return nbytes / (self.merge_gbyte_s * 1e9)
 
+    def train_s(self, resolution: int, batch: int, steps: int, planned: float) -> float:
+        """A mini-epoch of ``steps`` batches of ``batch`` at ``resolution``: the forecast's own fit where it has
+        one, else ``planned`` (the plan's: Eq. 2 on the hardware profile)."""
+        fit = self.batch_time_fit.get(resolution)
+        return steps * (fit[0] * batch + fit[1]) if fit else planned
+
     def eval_s(self, images: int, resolution: int, batch: int, batch_train_s: float) -> float:
         """Testing ``images`` at ``resolution`` in batches of ``batch``: the measured seconds per image, else
         ``eval_fraction`` of training the same batches (``batch_train_s``: the time model's t(batch), Eq. 2)."""
@@ -59,9 +68,9 @@ class ForecastTerms:
         changes = {}
         for item in assignments:
             name, sep, value = item.partition("=")
-            if not sep or name not in known or name in ("eval_per_image", "source"):
+            if not sep or name not in known or name in TABLES:
                 raise ConfigError(f"--set {item}: expected NAME=VALUE with NAME one of "
-                                  f"{', '.join(n for n in known if n not in ('eval_per_image', 'source'))}")
+                                  f"{', '.join(n for n in known if n not in TABLES)}")
             try:
                 changes[name] = type(getattr(self, name))(float(value))
             except ValueError:
@@ -87,6 +96,7 @@ def read_terms(path: Path) -> ForecastTerms:
     try:
         data = yaml.safe_load(path.read_text()) or {}
         data["eval_per_image"] = {int(k): float(v) for k, v in (data.get("eval_per_image") or {}).items()}
+        data["batch_time_fit"] = {int(k): [float(x) for x in v] for k, v in (data.get("batch_time_fit") or {}).items()}
         return ForecastTerms(**data)
     except (OSError, yaml.YAMLError, TypeError, ValueError) as err:
         raise ConfigError(f"{path}: not a forecast-terms file ({err}); fix it or remove it") from None
