@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from .config import Config, register, repeated_override_warning, to_config
-from .identity import run_dirname
+from .identity import NON_IDENTITY_KEYS, run_dirname
 from .paths import results_subdir
 
 
@@ -19,6 +19,8 @@ def register_all() -> None:
     register()
     if not OmegaConf.has_resolver("dbsl_dirname"):
         OmegaConf.register_new_resolver("dbsl_dirname", run_dirname)
+    if not OmegaConf.has_resolver("dbsl_non_identity_keys"):  # hydra.job.config.override_dirname.exclude_keys
+        OmegaConf.register_new_resolver("dbsl_non_identity_keys", lambda: list(NON_IDENTITY_KEYS))
     if not OmegaConf.has_resolver("dbsl_output_dir"):
         OmegaConf.register_new_resolver("dbsl_output_dir", results_subdir)
 

@@ -2,8 +2,8 @@
 
 A run is what its config computes. Keys that only say where or how a run goes (:data:`NON_IDENTITY_KEYS`: resume,
 the logger, the thread count, ...) are not part of it: Hydra leaves them out of run directory names
-(``hydra.job.config.override_dirname.exclude_keys`` in dbsl/conf/config.yaml, which a test holds equal to this
-list), so that running a sweep again finds the same runs; sweep tables, W&B tags and a study's spec leave them out
+(``hydra.job.config.override_dirname.exclude_keys`` in dbsl/conf/config.yaml reads this list through the
+``dbsl_non_identity_keys`` resolver), so that running a sweep again finds the same runs; sweep tables, W&B tags and a study's spec leave them out
 too. The report groups records by the same rule, applied to each run's resolved config.yaml, and also drops the
 seed (runs that differ only by seed form one group) and, for runs without small-batch workers, the dual-batch keys
 (k and the update factor then change nothing).
@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Iterable, Sequence
 
-# Override keys that do not change what a run computes (Hydra's exclude_keys in dbsl/conf/config.yaml).
+# Override keys that do not change what a run computes (also Hydra's exclude_keys, read from here).
 NON_IDENTITY_KEYS = (
     "resume", "overwrite", "fail_fast", "device", "results_dir", "sweep_name", "logger", "logger.wandb",
     "logger.mode", "logger.progress", "logger.project", "logger.entity", "logger.group", "logger.tags",

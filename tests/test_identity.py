@@ -9,9 +9,18 @@ import yaml
 from dbsl.identity import NON_IDENTITY_KEYS, identity_config, identity_hash, identity_overrides, run_dirname
 
 
-def test_hydra_leaves_out_of_run_directory_names_exactly_the_non_identity_keys():
+def test_hydra_reads_the_keys_it_leaves_out_of_run_directory_names_from_identity_py(run_cli, tmp_path):
+    """The config tree names no key list of its own (it reads NON_IDENTITY_KEYS through a resolver), and a real
+    multirun leaves those keys out of its run folders' names while keeping the others."""
     conf = yaml.safe_load((files("dbsl.conf") / "config.yaml").read_text())
-    assert conf["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"] == list(NON_IDENTITY_KEYS)
+    assert conf["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"] == "${dbsl_non_identity_keys:}"
+    run_cli("-m", "experiment=smoke", "model.width=2", "dataset.synthetic_train=256", "dataset.synthetic_test=64",
+            "schedule.epochs=1", "optim.lr_milestones=[]", "schedule.cycle_ends=[]", "scheme=baseline", "seed=3",
+            "train.threads=1", "checkpoint_every=5", "logger.progress=false", "sweep_name=names",
+            f"results_dir={tmp_path / 'results'}", multirun=False)
+    runs = [p.name for p in (tmp_path / "results" / "sweeps" / "names").iterdir() if p.is_dir() and p.name[0] != "."]
+    assert runs == ["dataset.synthetic_test=64,dataset.synthetic_train=256,experiment=smoke,model.width=2,"
+                    "optim.lr_milestones=[],schedule.cycle_ends=[],schedule.epochs=1,scheme=baseline,seed=3"]
 
 
 def test_identity_overrides_drop_where_and_how_a_run_goes():
