@@ -48,8 +48,8 @@ def fitted_terms(paper: pd.DataFrame, table: int) -> ForecastTerms:
     ref = paper[(paper["table"] == table) & (paper["scheme"] == "dbsl") & (paper["num_small"] == 0)].iloc[0]
     cfg = compose_config(overrides(table, "dbsl", 0))
     terms = fit_term(cfg, float(ref["time_s"]), load_terms(cfg.hardware.name))
-    return replace(terms, source=f"{terms.source}; {FITTED}={getattr(terms, FITTED):.4g} fitted to Table {table} DBL n_S=0 "
-                                 f"({float(ref['time_s']):.1f} s)")
+    return replace(terms, source=f"{terms.source}; {FITTED}={getattr(terms, FITTED):.4g} fitted to Table {table} "
+                                 f"DBL n_S=0 ({float(ref['time_s']):.1f} s)")
 
 
 def validation(paper: pd.DataFrame, tables=(8, 10)) -> pd.DataFrame:

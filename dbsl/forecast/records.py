@@ -5,8 +5,8 @@ What is compared, per run: the record's measured clock (``summary.json`` ``measu
 mini-epochs' CPU seconds on the sync rules' clock) plus its evaluation seconds (``eval_time``), against the
 forecast's training clock plus its evaluation seconds. Two terms are fitted, on the fit seeds' records only:
 ``batch_time_fit`` (per resolution, t(B) = a B + b from the median CPU seconds per batch of whole mini-epochs at each
-batch size) and ``eval_per_image`` (per resolution, non-negative least squares over the runs' evaluation seconds). The held-out
-seeds' runs are the validation; the hardware profile itself (and so every plan) is left as it is.
+batch size) and ``eval_per_image`` (per resolution, non-negative least squares over the runs' evaluation seconds).
+The held-out seeds' runs are the validation; the hardware profile itself (and so every plan) is left as it is.
 """
 from __future__ import annotations
 
