@@ -9,6 +9,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from . import layout
 from .config import ConfigError
 
 
@@ -46,10 +47,11 @@ def check_name(name: str, key: str) -> str:
     return name
 
 
-def results_subdir(results_dir: str, subdir: str) -> str:
-    """Hydra resolver ``${dbsl_output_dir:${results_dir},runs/...}``: the checked run or sweep folder."""
+def results_subdir(results_dir: str, kind: str, name: str) -> str:
+    """Hydra resolver ``${dbsl_output_dir:${results_dir},runs|sweeps,NAME}``: the checked run or sweep folder
+    (where: :mod:`dbsl.layout`)."""
     check_output_dir(results_dir, "results_dir")
-    return str(check_output_dir(Path(results_dir) / subdir, "results_dir"))
+    return str(check_output_dir(layout.run_folder(results_dir, kind, name), "results_dir"))
 
 
 def alive(pid: int) -> bool:

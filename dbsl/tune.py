@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .compose import compose_config
+from . import layout
 from .identity import identity_overrides, run_dirname
 from .config import Config, ConfigError
 from .errors import Diverged
@@ -131,7 +132,7 @@ def quote(value) -> str:
 class Tuner:
     def __init__(self, spec: TuneSpec, study_name: str, base: Config):
         self.spec, self.study_name, self.base = spec, study_name, base
-        self.dir = Path(base.results_dir) / "tune" / study_name
+        self.dir = layout.study_dir(base.results_dir, study_name)
         self.budget = self._budget()
 
     def _budget(self) -> Optional[float]:
@@ -162,7 +163,7 @@ class Tuner:
                           f"at least {need}, or search other values")
 
     def run_dir(self, trial_overrides: Sequence[str]) -> Path:
-        return self.dir / "runs" / run_dirname(",".join(sorted(trial_overrides)))
+        return self.dir / layout.RUNS / run_dirname(",".join(sorted(trial_overrides)))
 
     def objective(self, trial: optuna.Trial):
         """Run the trial's config as an ordinary run; raise TrialPruned for infeasible plans and hopeless runs."""
@@ -258,7 +259,7 @@ def open_study(spec: TuneSpec, name: str, folder: Path, storage: Optional[str], 
     """Create the study, or load it and check it searches the same thing."""
     folder.mkdir(parents=True, exist_ok=True)
     if storage is None:
-        storage = JournalStorage(JournalFileBackend(str(checked_journal(folder / "journal.log"))))
+        storage = JournalStorage(JournalFileBackend(str(checked_journal(folder / layout.JOURNAL))))
     directions = ["maximize"] if spec.objective == "accuracy" else ["maximize", "minimize"]
     try:
         existing = optuna.load_study(study_name=name, storage=storage)

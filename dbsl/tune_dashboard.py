@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+from . import layout
 from .config import ConfigError
 
 
@@ -22,7 +23,7 @@ class QuietHandler(WSGIRequestHandler):
 
 
 def study_journal(results_dir: Path, study: str) -> Path:
-    return results_dir / "tune" / study / "journal.log"
+    return layout.study_journal(results_dir, study)
 
 
 def serve(study: str, port: int = 8080, results_dir: Path = Path("results")) -> int:
@@ -30,7 +31,7 @@ def serve(study: str, port: int = 8080, results_dir: Path = Path("results")) -> 
     such study or a damaged journal, 1: the port is taken)."""
     journal = study_journal(results_dir, study)
     if not journal.is_file():
-        known = sorted(p.parent.name for p in (results_dir / "tune").glob("*/journal.log"))
+        known = layout.studies(results_dir)
         print(f"error: no study journal {journal} (studies under {results_dir / 'tune'}: "
               f"{', '.join(known) or 'none'}); start one with `just tune --study {study} ...`", file=sys.stderr)
         return 2

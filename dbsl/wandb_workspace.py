@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
+from . import layout
 from .record import write_atomic
 from .sinks.wandb import REACH_TIMEOUT, STEP_METRIC, WORKER_TIMES, has_api_key, server_answers, server_host, worker_key
 
@@ -32,7 +33,7 @@ GROUP_BY = ("scheme.name", "plan.num_small")  # W&B config keys: one line per sc
 
 def record_folders(group: str, results: Path) -> List[Path]:
     """Where the group's run records are on this machine: a sweep's folder or a tuning study's runs."""
-    return [p for p in (results / "sweeps" / group, results / "tune" / group / "runs") if p.is_dir()]
+    return [p for p in (layout.sweep_dir(results, group), layout.trial_runs(results, group)) if p.is_dir()]
 
 
 def claims_markdown(folders: Sequence[Path]) -> tuple[str, int]:

@@ -20,6 +20,7 @@ from typing import Callable, List, Optional, Protocol, Sequence
 
 import torch
 
+from .. import layout
 from ..config import Config, ConfigError
 from ..data import load_dataset
 from ..paths import check_output_dir
@@ -193,7 +194,7 @@ def run_calibration(cfg: Config, settings: Settings, name: str, bench: Step, dat
     root = Path(cfg.results_dir)
     out_dir = root / "calibration" / name
     comments = header(fits, kind, reasons, command, description, out_dir)
-    profile_path = write_profile(root / "conf" / "hardware" / f"{name}.yaml", hw, comments)
+    profile_path = write_profile(layout.conf_dir(root, "hardware") / f"{name}.yaml", hw, comments)
     write_profile(out_dir / "profile.yaml", hw, comments)
     write_csv(out_dir / "batch_times.csv", batch_time_rows(fits))
     write_csv(out_dir / "memory.csv", memory_rows(fits))
@@ -251,7 +252,7 @@ def calibrate(cfg: Config, device: torch.device, settings: Settings, name: Optio
     the profile ``<results_dir>/conf/hardware/<name>.yaml`` and its tables, and check it. ``clock``: ``wall``
     (elapsed seconds) or ``cpu`` (this process's CPU seconds, one thread on the CPU only)."""
     name = check_name(name or f"{device.type}_w{cfg.model.width}_{cfg.dataset.name}")
-    for folder in (Path(cfg.results_dir) / "conf" / "hardware", Path(cfg.results_dir) / "calibration" / name):
+    for folder in (layout.conf_dir(cfg.results_dir, "hardware"), layout.calibration_dir(cfg.results_dir, name)):
         check_output_dir(folder, "results_dir")
     if clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
         raise ConfigError("--clock cpu: CPU seconds measure a run's time only on the CPU with one thread; "

@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List, Optional
 import yaml
 
 from ..config import ConfigError
+from .. import layout
 
 TABLES = ("eval_per_image", "batch_time_fit", "source")  # not settable with --set (a file sets them)
 PACKAGED = Path(__file__).resolve().parent.parent / "conf" / "forecast"
@@ -85,7 +86,7 @@ class ForecastTerms:
 
 def load_terms(hardware: str, results_dir: Optional[Path] = None) -> ForecastTerms:
     """The forecast terms of a hardware profile: this machine's file, else the packaged one, else the defaults."""
-    for folder in ([Path(results_dir) / "conf" / "forecast"] if results_dir else []) + [PACKAGED]:
+    for folder in ([layout.conf_dir(results_dir, "forecast")] if results_dir else []) + [PACKAGED]:
         path = folder / f"{hardware}.yaml"
         if path.is_file():
             return read_terms(path)

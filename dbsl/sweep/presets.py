@@ -28,6 +28,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from rich.console import Console
 
+from .. import layout
 from ..config import Config
 from ..errors import UserError
 from ..identity import override_key
@@ -99,7 +100,7 @@ def sweep_commands(preset: Preset, extra: Sequence[str]) -> list[list[str]]:
 
 def sweep_dir(preset: Preset, extra: Sequence[str]) -> Path:
     values = {override_key(o): o.split("=", 1)[1] for o in extra if "=" in o}
-    return Path(values.get("results_dir", Config.results_dir)) / "sweeps" / values.get("sweep_name", preset.name)
+    return layout.sweep_dir(values.get("results_dir", Config.results_dir), values.get("sweep_name", preset.name))
 
 
 class Progress:
