@@ -4,8 +4,8 @@ A run is what its config computes. Keys that only say where or how a run goes (:
 the logger, the thread count, ...) are not part of it: Hydra leaves them out of run directory names
 (``hydra.job.config.override_dirname.exclude_keys`` in dbsl/conf/config.yaml reads this list through the
 ``dbsl_non_identity_keys`` resolver), so that running a sweep again finds the same runs; sweep tables, W&B tags
-and a study's spec leave them out too. The report groups records by the same rule, applied to each run's resolved config.yaml, and also drops the
-seed (runs that differ only by seed form one group) and, for runs without small-batch workers, the dual-batch keys
+and a study's spec leave them out too. The report groups records by the same rule, applied to each run's resolved
+config.yaml, and also drops the seed (runs that differ only by seed form one group) and, for runs without small-batch workers, the dual-batch keys
 (k and the update factor then change nothing).
 """
 from __future__ import annotations

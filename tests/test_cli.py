@@ -41,7 +41,8 @@ def test_dbsl_help_lists_every_command_with_one_line():
             "gpu-check", "sync", "dashboard", "data"} == set(COMMANDS)
     nothing, unknown = _python("-m", "dbsl"), _python("-m", "dbsl", "plna")
     assert nothing.returncode == 2 and "usage: dbsl COMMAND" in nothing.stderr
-    assert unknown.returncode == 2 and "'plna' is not a dbsl command" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert unknown.returncode == 2 and "'plna' is not a dbsl command" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
 
 
 def test_every_command_form_answers_help():

@@ -236,3 +236,47 @@ def test_torchrun_multirun_is_reported_once_by_the_server(tmp_path):
         assert run["best_test_top1"] == record["best"]["test_top1"]  # the server's outcome, not a worker's
     assert (done.stdout + done.stderr).count("sweep tr: ") == 1  # one table, from rank 0
     assert "pipe closed" not in done.stderr and "eof (this error" not in done.stderr  # a quiet normal shutdown
+
+
+def test_a_resumed_service_puts_the_restarted_mini_epochs_where_the_uninterrupted_run_has_them(compose, tmp_path):
+    """The server's modelled clock across a checkpoint (ASP, no processes: the service's handlers called here).
+    Worker 1 (small batch) takes t_S, worker 2 (large) t_L < t_S. Worker 2 pushes first (commit 0, at t_L) and the
+    checkpoint is taken there, while worker 1's mini-epoch is in flight. A resumed run retrains that mini-epoch from
+    the start of the clock, so its push must land at t_S, as in the run without the interruption (not at 2 t_S)."""
+    import torch
+
+    from dbsl.data import load_dataset
+    from dbsl.monitor import Monitor
+    from dbsl.plan import build_plan
+    from dbsl.ps.context import RunContext
+    from dbsl.ps.remote_server import ParameterService
+    from dbsl.record import RunRecord
+    from dbsl.stats import TrainStats
+
+    def service(name, checkpoint=None):
+        cfg = compose(["experiment=smoke", "model.width=2", "dataset.synthetic_train=256", "dataset.synthetic_test=64",
+                       "scheme=dbsl", "ps.num_workers=2", "dbsl.num_small=1", "dbsl.extra_time_ratio=1.3",
+                       "train.eval_every=100", f"output_dir={tmp_path / name}"])
+        source = load_dataset(cfg.dataset, cfg.seed)
+        plan = build_plan(cfg, len(source.train))
+        record = RunRecord(tmp_path / name)
+        record.open_metrics()
+        ctx = RunContext(cfg, plan, source, torch.device("cpu"), record)
+        ctx.monitor = Monitor(plan, record, progress=False)
+        return ParameterService(ctx, checkpoint), plan
+
+    stats = TrainStats(loss=1.0, acc=0.0, samples=1, steps=1, seconds=0.0)
+    first, plan = service("first")
+    t_small, t_large = (plan.mini_epoch_time(r, plan.phases[0]) for r in (1, 2))
+    assert t_large < t_small
+    for rank in (1, 2):
+        first.pull(rank, None, None, {}).wait()
+    first.push(2, first.server.state, stats).wait()
+    checkpoint = dict(first.state_dict(0), monitor=first.ctx.monitor.state_dict())
+    resumed, _ = service("resumed", checkpoint)
+    for rank in (1, 2):  # after a resume every worker pulls again
+        resumed.pull(rank, None, None, {}).wait()
+    first.push(1, first.server.state, stats).wait()
+    resumed.push(1, resumed.server.state, stats).wait()
+    assert first.clock.finish[1] == pytest.approx(t_small)
+    assert resumed.clock.finish[1] == pytest.approx(t_small)

@@ -42,6 +42,24 @@ def test_no_report_function_is_longer_than_fifty_lines(path):
     assert long_functions(path.read_text()) == []
 
 
+def top_level(body: list) -> list:
+    """The statements that run when a module is imported: its body, with the bodies of top-level ``try`` and ``if``
+    blocks (both branches) but not of ``if TYPE_CHECKING:`` (annotations only) or ``if __name__ == "__main__":`` (a
+    ``python -m`` form, not an import)."""
+    out = []
+    for node in body:
+        if isinstance(node, ast.If) and ("TYPE_CHECKING" in ast.unparse(node.test)
+                                         or "__name__" in ast.unparse(node.test)):
+            continue
+        if isinstance(node, (ast.If, ast.Try)):
+            inner = node.body + node.orelse + getattr(node, "finalbody", [])
+            inner += [s for h in getattr(node, "handlers", []) for s in h.body]
+            out += top_level(inner)
+        else:
+            out.append(node)
+    return out
+
+
 def module_imports(root: Path = ROOT, package: str = "dbsl") -> dict[str, set[str]]:
     """Module -> the modules of ``package`` it imports at module level (``from . import x`` names the module x)."""
     files = {}
@@ -52,7 +70,7 @@ def module_imports(root: Path = ROOT, package: str = "dbsl") -> dict[str, set[st
     for module, path in files.items():
         here = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
         targets = set()
-        for node in ast.parse(path.read_text()).body:
+        for node in top_level(ast.parse(path.read_text()).body):
             if isinstance(node, ast.Import):
                 targets |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom):

@@ -3,7 +3,6 @@ replayed on the modelled clock before training; ``--report OUT`` writes the fore
 columns and the server's capacity)."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -14,14 +13,15 @@ from rich.console import Console
 from rich.table import Table
 
 from ..compose import compose_config
-from ..errors import cli_main
+from ..errors import ArgumentParser, UserError, cli_main
 from ..forecast import Forecast, forecast_run, training_time
 from ..forecast.replay import SHARES
 from ..forecast.terms import load_terms
+from ..identity import override_key
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dbsl forecast", description=(
+    p = ArgumentParser(prog="dbsl forecast", description=(
         "Forecast a run's whole time without training: training from the time model at the plan's step counts, "
         "push and pull over the server's link, the merge, the tests and the rebuilds, under the run's sync rules. "
         "OVERRIDEs are the run's Hydra overrides, e.g. experiment=paper_cifar100 scheme=hybrid dbsl.num_small=2."))
@@ -29,8 +29,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the forecast as JSON")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a forecast term, e.g. --set link_gbit=10 (see dbsl/forecast/terms.py)")
-    p.add_argument("--results-dir", type=Path, default=Path("results"),
-                   help="where this machine's measured terms are (results/conf/forecast/<hardware>.yaml)")
+    p.add_argument("--results-dir", type=Path, default=None,
+                   help="where this machine's fitted terms are (<results_dir>/conf/forecast/<hardware>.yaml; "
+                        "default: the run's results_dir)")
     p.add_argument("--report", type=Path, metavar="OUT",
                    help="write the forecast report (paper's time columns, capacity against n) to OUT instead")
     p.add_argument("--no-figures", action="store_true", help="with --report: tables only")
@@ -50,6 +51,9 @@ def shares_table(f: Forecast) -> Table:
 
 def _main(argv: List[str]) -> int:
     args = parser().parse_args([a for a in argv if a != "--debug"])
+    if args.report is not None and (args.set or args.overrides or args.json):
+        raise UserError("--report builds the forecast report with its own presets and terms: give it alone "
+                        "(with --no-figures or --force)")
     if args.report is not None:
         from ..report.forecast import build_forecast_report
 
@@ -57,11 +61,11 @@ def _main(argv: List[str]) -> int:
         print(f"wrote {args.report}/README.md and index.html")
         return 0
     cfg = compose_config(args.overrides)
-    terms = load_terms(cfg.hardware.name, args.results_dir).with_values(args.set)
+    terms = load_terms(cfg.hardware.name, args.results_dir or Path(cfg.results_dir)).with_values(args.set)
     start = time.perf_counter()
     f = forecast_run(cfg, terms)
     replay_s = time.perf_counter() - start
-    base_cfg = compose_config(args.overrides + ["scheme=baseline"])
+    base_cfg = compose_config([o for o in args.overrides if override_key(o) != "scheme"] + ["scheme=baseline"])
     base = forecast_run(base_cfg, terms).seconds
     out = {**f.to_dict(), "training_only_seconds": training_time(cfg), "baseline_seconds": base,
            "change_against_baseline_pct": 100 * (f.seconds / base - 1), "replay_seconds": replay_s,

@@ -8,6 +8,7 @@ This is a forecast, not a measurement.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Dict, List, Optional, Sequence
 
@@ -44,7 +45,7 @@ def workers_to_try(overrides: Sequence[str], workers: Sequence[int]) -> List[int
             while high - low > 1:  # the largest buildable n between the last good one and this one
                 middle = (low + high) // 2
                 low, high = (middle, high) if buildable(overrides, middle) is None else (low, middle)
-            return out + ([low] if out and low > out[-1] else []) + [high]
+            return out + ([low] if low > (out[-1] if out else 0) else []) + [high]
         out.append(n)
     return out
 
@@ -87,7 +88,7 @@ def last_paying(table: pd.DataFrame, link: float) -> Optional[int]:
     """The most workers worth having: beyond it, doubling them speeds the run up by less than ``PAYS``."""
     rows = table[(table["link_gbit"] == link) & (table["stopped"] == "")].sort_values("workers")
     speedups = list(zip(rows["workers"], rows["speedup"]))
-    for (n, s), (_, s_next) in zip(speedups, speedups[1:]):
-        if s_next < PAYS * s:
+    for (n, s), (n_next, s_next) in zip(speedups, speedups[1:]):
+        if s_next < PAYS ** math.log2(n_next / n) * s:  # PAYS per doubling (the last step may be shorter)
             return int(n)
     return None

@@ -6,7 +6,10 @@ Per worker, every mini-epoch is (terms: :mod:`dbsl.forecast.terms`)::
     -> push: the model over the server's inbound link (FIFO, full duplex) -> the server's merge (one at a time)
     -> the merged model back over the server's outbound link -> the test of that model, when the commit is tested
 
-and the next mini-epoch starts after that, or later when the sync rules hold the worker (SSP, BSP). The rules and
+and the next mini-epoch starts after that, or later when the sync rules hold the worker (SSP: until the releasing
+push is merged and the held pull answered; BSP: the round). A worker reads the phase and LR when the server handles
+its arrival (in commit order), not at the later moment its answer reaches it: a phase change can reach a worker one
+mini-epoch early in the forecast. The rules and
 the clock are the executors' own (:class:`~dbsl.ps.clock.VirtualRun`, :class:`~dbsl.ps.server.ParameterServer`
 with an empty model); the server's three resources (inbound link, merge, outbound link) are queues in arrival order.
 The whole-run time is the server's clock at the last commit's record (after its test, as the authors log it), plus
@@ -49,7 +52,8 @@ class Forecast:
         return {r: {k: v / training for k, v in w.items()} for r, w in self.workers.items()}
 
     def server_busy(self) -> Dict[str, float]:
-        return {k: v / self.seconds for k, v in self.server.items()}
+        """Each server resource's busy time as a fraction of the training (the run without its start-up)."""
+        return {k: v / (self.seconds - self.terms.startup_s) for k, v in self.server.items()}
 
     def to_dict(self) -> dict:
         return {"seconds": self.seconds, "commits": self.commits,
@@ -71,6 +75,7 @@ class Replay(VirtualRun):
         self.pending: Dict[int, tuple] = {}  # rank -> (compute, overhead) of the mini-epoch it runs now
         self.last_phase: Dict[int, int] = {}
         self.recorded = 0.0  # the server's clock at the latest commit's record
+        self.merged = 0.0  # when the latest push's merge ended
 
     # -- a worker's mini-epoch ---------------------------------------------------------------------------------
     def begin(self, rank: int) -> float:
@@ -96,7 +101,7 @@ class Replay(VirtualRun):
 
     def answered(self, rank: int, arrival: float, tested: bool) -> None:
         """The worker's push arrived at ``arrival`` (inbound link done): merge, answer, test; then it may go on."""
-        merged = self.use("merge", arrival, self.merge)
+        merged = self.merged = self.use("merge", arrival, self.merge)
         back = self.use("outbound", merged, self.transfer)
         test = self.test_s(self.training[rank]) if tested else 0.0
         compute, overhead = self.pending.pop(rank)
@@ -106,6 +111,11 @@ class Replay(VirtualRun):
         self.spent[rank]["evaluation"] += test
         self.recorded = max(self.recorded, back + test)
         self.clock.hold(rank, back + test)
+
+    def released_at(self, rank: int, now: float) -> float:
+        """SSP: a held worker's pull is answered once the releasing push is merged, over the outbound link."""
+        self.spent[rank]["communication"] += self.transfer
+        return self.use("outbound", self.merged, self.transfer)
 
     # -- the rules' hooks --------------------------------------------------------------------------------------
     def arrive(self, rank: int, now: float) -> List[int]:

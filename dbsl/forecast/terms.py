@@ -1,8 +1,8 @@
 """The costs of a run besides training, as the time forecast counts them: each a named option with a stated default.
 
 Training comes from the hardware profile's time model (Eq. 2 at the plan's step counts), as for every plan; the
-terms here never change a plan (B_S, Eq. 8, stays where the profile puts it). Where a term was measured
-(``python -m dbsl.calibrate ... --forecast``) or fitted (the paper's tables), its file says so in ``source``.
+terms here never change a plan (B_S, Eq. 8, stays where the profile puts it). Where a term was fitted (the paper's
+tables, this machine's records: :mod:`dbsl.forecast.paper`, :mod:`dbsl.forecast.records`), ``source`` says so.
 Files: ``results/conf/forecast/<hardware>.yaml`` (this machine's), else ``dbsl/conf/forecast/<hardware>.yaml``.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..config import ConfigError
 from .. import layout
 
 TABLES = ("eval_per_image", "batch_time_fit", "source")  # not settable with --set (a file sets them)
+POSITIVE = ("link_gbit", "merge_gbyte_s")  # rates: 0 would be an endless transfer (inf: instantaneous)
 PACKAGED = Path(__file__).resolve().parent.parent / "conf" / "forecast"
 
 
@@ -73,11 +74,18 @@ class ForecastTerms:
                 raise ConfigError(f"--set {item}: expected NAME=VALUE with NAME one of "
                                   f"{', '.join(n for n in known if n not in TABLES)}")
             try:
-                changes[name] = type(getattr(self, name))(float(value))
+                number = float(value)
             except ValueError:
                 raise ConfigError(f"--set {item}: {value!r} is not a number") from None
-            if not changes[name] >= 0:
+            if name in POSITIVE and not number > 0:
+                raise ConfigError(f"--set {item}: must be > 0 (inf: no cost)")
+            if not number >= 0:
                 raise ConfigError(f"--set {item}: must be >= 0")
+            if name == "bytes_per_value":
+                if number not in (1, 2, 4, 8):
+                    raise ConfigError(f"--set {item}: must be 1, 2, 4 or 8 (bytes of one weight)")
+                number = int(number)
+            changes[name] = number
         return replace(self, **changes, source=f"{self.source}; set {', '.join(changes)}" if changes else self.source)
 
     def to_dict(self) -> dict:
@@ -102,10 +110,3 @@ def read_terms(path: Path) -> ForecastTerms:
     except (OSError, yaml.YAMLError, TypeError, ValueError) as err:
         raise ConfigError(f"{path}: not a forecast-terms file ({err}); fix it or remove it") from None
 
-
-def write_terms(terms: ForecastTerms, path: Path, comment: str = "") -> None:
-    from ..record import write_atomic
-
-    text = "".join(f"# {line}\n" for line in comment.splitlines()) + yaml.safe_dump(terms.to_dict(), sort_keys=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text)

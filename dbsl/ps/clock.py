@@ -106,6 +106,10 @@ class VirtualRun:
     def after(self, commits: List[int]) -> None:
         """After the commits just made (a checkpoint, say)."""
 
+    def released_at(self, rank: int, now: float) -> float:
+        """When a held worker ``rank``, let go by the push that arrived at ``now``, may start again (its pull)."""
+        return now
+
     # -- the rules ---------------------------------------------------------------------------------------------
     def start(self, rank: int, queue: bool = True) -> None:
         self.clock.start(rank, self.begin(rank), queue)
@@ -129,7 +133,8 @@ class VirtualRun:
             self.blocked.append(rank)  # its next pull, held while the server says so (SSP)
             for other in self.server.released(self.blocked):
                 self.blocked.remove(other)
-                self.clock.hold(other, now)
+                if other != rank:  # a pull the server held (SSP), answered now; the pusher goes on with its answer
+                    self.clock.hold(other, self.released_at(other, now))
                 self.start(other)
             self.after(commits)
 

@@ -97,7 +97,10 @@ class ParameterService:
             if self.supervisor.failure is not None:
                 return _ready(Stop(self.supervisor.failure))
             phase, lr = self.given[rank]
-            entry = {"rank": rank, "phase": phase, "lr": lr, "stats": stats, "modelled_time": self.clock.finish[rank]}
+            # the mini-epoch goes on the modelled clock when its push arrives (a checkpoint taken meanwhile holds no
+            # finish of a mini-epoch still in flight, which a resumed worker trains again)
+            finish = self.clock.start(rank, self.plan.mini_epoch_time(rank, phase))
+            entry = {"rank": rank, "phase": phase, "lr": lr, "stats": stats, "modelled_time": finish}
             if self.server.policy.rounds:
                 fut = Future()
                 self.round[rank] = (state, entry)
@@ -136,7 +139,6 @@ class ParameterService:
     def _pull(self, rank: int, waited: float) -> Pull:
         phase, lr = self.server.phase(), self.server.lr()
         self.given[rank] = (phase, lr)
-        self.clock.start(rank, self.plan.mini_epoch_time(rank, phase))
         self.times.training_started()
         return Pull(_clone(self.server.state), phase.index, lr, self.server.pushes[rank], waited)
 

@@ -1,8 +1,9 @@
 """The forecast's own report (``python -m dbsl.forecast --report reports/forecast``): the paper's time columns
 predicted beside the training-only time model, and the capacity of the parameter server against n (issue 27).
 
-It reads no run records: everything comes from the presets, the paper's coefficients and published seconds, and
-the forecast terms. Every number in it is a forecast, except the paper's own.
+The paper's section and the capacity come from the presets, the paper's coefficients and published seconds and the
+forecast terms alone; the records section reads the committed study's records (when they are there). Every number
+in it is a forecast, except the paper's and the records' own.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import List
 
 import pandas as pd
 
+from .. import layout
 from ..forecast import capacity as cap
 from ..forecast.paper import FITTED, summary, validation
 from ..forecast.records import validation as record_validation
@@ -31,11 +33,15 @@ CAPACITY = {  # preset -> (overrides, what it is)
 }
 
 
+def span(values: pd.Series) -> str:
+    low, high = f"{values.min():+.1f}", f"{values.max():+.1f}"
+    return low if low == high else f"{low} to {high}"
+
+
 def misses(table: pd.DataFrame) -> str:
     """Which term explains the rows that miss 2 points (the numbers read from ``table``)."""
     dbl = table[(table["scheme"] == "DBL") & ~table["reference"]]
-    ranges = "; ".join(f"Table {k}: {g['paper_change_pct'].min():+.1f} to {g['paper_change_pct'].max():+.1f} % in "
-                       f"the paper, {g['forecast_change_pct'].min():+.1f} to {g['forecast_change_pct'].max():+.1f} % "
+    ranges = "; ".join(f"Table {k}: {span(g['paper_change_pct'])} % in the paper, {span(g['forecast_change_pct'])} % "
                        "forecast" for k, g in dbl.groupby("table"))
     hybrid = table[(table["table"] == 8) & (table["scheme"] == "hybrid")].set_index("num_small")["paper_change_pct"]
     text = (f"Where rows miss 2 points. The DBL rows ({ranges}): Eq. 8 picks B_S so that a small-batch mini-epoch "
@@ -86,7 +92,7 @@ def paper_section() -> Section:
                                  table, display)])
 
 
-RECORDS = Path(__file__).resolve().parents[2] / "results" / "sweeps" / "fmnist_study"  # the committed study (issue 13)
+RECORDS = layout.sweep_dir(Path(__file__).resolve().parents[2] / "results", "fmnist_study")  # the study of issue 13
 RECORDS_CPU = "AMD EPYC"  # the CPU cpu1t_w16_fmnist was calibrated on (its runs: AMD EPYC family 26, model 2)
 FIT_SEEDS, SKIPPED_SEEDS = (2,), (0, 1)
 
@@ -170,7 +176,7 @@ def capacity_sentence(name: str, table: pd.DataFrame) -> str:
         if sat:
             parts[-1] += f", and the server's {sat[1]} saturates at n = {sat[0]}"
     stopped = table[table["stopped"] != ""]
-    tail = f" From n = {stopped['workers'].min()} on no plan can be built: {stopped['stopped'].iloc[0]}" \
+    tail = f" From n = {stopped['workers'].min()} on no plan can be built: {stopped['stopped'].iloc[0].rstrip('.')}." \
         if len(stopped) else ""
     return f"**{name}**: " + "; ".join(parts) + "." + tail
 

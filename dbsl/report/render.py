@@ -59,7 +59,8 @@ class Section:
 
 
 def slug(text: str) -> str:
-    """A file stem from an experiment's name ('cpu_fashion_mnist / fashion_mnist' -> 'cpu_fashion_mnist_fashion_mnist')."""
+    """A file stem from an experiment's name
+    ('cpu_fashion_mnist / fashion_mnist' -> 'cpu_fashion_mnist_fashion_mnist')."""
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "experiment"
 
 
