@@ -10,6 +10,7 @@ Names follow the paper: ``num_small`` is n_S, ``extra_time_ratio`` is k, ``updat
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -199,9 +200,20 @@ def register() -> None:
     ConfigStore.instance().store(name="dbsl_schema", node=Config)
 
 
+# The options whose values name code, and the code each value runs ("module:attribute", imported when used by
+# :func:`implementation`): one table, so that a new merge rule, augmentation or executor is added here only.
+IMPLEMENTATIONS = {
+    "ps.merge_rule": {"journal": "dbsl.ps.merge:journal_weights", "compsac": "dbsl.ps.merge:compsac_weights",
+                      "replace": "dbsl.ps.merge:replace_weights"},
+    "dataset.augment": {"paper": "dbsl.data.augment:PaperAugment", "shift": "dbsl.data.augment:ShiftAugment",
+                        "padcrop": "dbsl.data.augment:PadCropAugment", "none": "dbsl.data.augment:NoAugment"},
+    "executor.name": {"simulated": "dbsl.ps.simulated:run_simulated",
+                      "distributed": "dbsl.ps.distributed:run_distributed"},
+}
+
 CHOICES = {
+    **{key: tuple(table) for key, table in IMPLEMENTATIONS.items()},
     "dbsl.rounding": ("round", "floor"),
-    "ps.merge_rule": ("journal", "compsac", "replace"),
     "ps.update_factor": ("linear", "sqrt", "none"),
     "ps.sync": ("ASP", "BSP", "SSP"),
     "optim.momentum_reset": ("phase", "mini_epoch", "never"),
@@ -209,13 +221,21 @@ CHOICES = {
     "train.cpu_isa": ("native", "avx2"),
     "train.steps": ("round", "ceil"),
     "dataset.name": DATASET_NAMES,
-    "dataset.augment": ("paper", "shift", "padcrop", "none"),
     "model.name": ("resnet18",),
     "model.stem": ("cifar", "imagenet"),
     "hardware.kind": ("linear", "table"),
-    "executor.name": ("simulated", "distributed"),
     "logger.mode": ("auto", "online", "offline", "disabled"),
 }
+
+
+def implementation(key: str, name: str):
+    """The code that value ``name`` of option ``key`` runs (:data:`IMPLEMENTATIONS`); a value config validation would
+    have refused is a ConfigError naming the valid ones."""
+    table = IMPLEMENTATIONS[key]
+    if name not in table:
+        raise ConfigError(f"{key}={name!r}: must be one of {', '.join(table)}")
+    module, attribute = table[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def _get(cfg: Config, key: str):

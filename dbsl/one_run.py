@@ -5,12 +5,12 @@ import datetime as dt
 import logging
 import traceback
 from pathlib import Path
-from typing import Callable, Dict, Sequence
+from typing import Callable, Sequence
 
 import torch
 from omegaconf import OmegaConf
 
-from .config import Config
+from .config import Config, ConfigError, implementation
 from .data import load_dataset
 from .errors import Diverged, RecordError
 from .identity import identity_difference, run_identity
@@ -18,21 +18,18 @@ from .machine import environment, prepare
 from .monitor import Monitor, measured_clock_source
 from .plan import build_plan
 from .ps.context import RunContext
-from .ps.simulated import run_simulated
 from .record import POSTHOC, START_AGAIN, RunRecord, git_commit, versions
 
 log = logging.getLogger("dbsl")
 
 
-def _executors() -> Dict[str, Callable]:
-    executors = {"simulated": run_simulated}
-    try:  # torch builds without torch.distributed.rpc still run the simulated executor
-        from .ps.distributed import run_distributed
-
-        executors["distributed"] = run_distributed
-    except ImportError:
-        pass
-    return executors
+def executor(name: str) -> Callable:
+    """The executor ``executor.name`` names (config.IMPLEMENTATIONS); a torch without torch.distributed.rpc still
+    runs the simulated one."""
+    try:
+        return implementation("executor.name", name)
+    except ImportError as err:
+        raise ConfigError(f"executor.name={name}: this torch cannot run it ({err}); use executor=simulated") from None
 
 
 def make_sinks(cfg: Config, summary: dict) -> list:
@@ -141,7 +138,7 @@ def execute(cfg: Config, overrides: Sequence[str] = (), extra_sinks: Sequence = 
     ctx = RunContext(cfg, plan, source, device, record, monitor)
     status = "failed"
     try:
-        _executors()[cfg.executor.name](ctx, checkpoint)
+        executor(cfg.executor.name)(ctx, checkpoint)
         status = "completed"
     except BaseException as err:
         summary["error"] = f"{type(err).__name__}: {err}"

@@ -87,3 +87,18 @@ def test_paper_presets_as_the_authors_ran_them(compose, preset, amp):
     assert cfg.dataset.augment == ("shift" if compsac else "paper")
     assert (cfg.model.conv_bias, cfg.model.bn_momentum, cfg.model.bn_eps) == (
         (True, 0.99, 1e-3) if compsac else (False, 0.9, 1.001e-5))
+
+
+def test_every_value_of_an_option_that_names_code_runs_code_that_exists():
+    """config.IMPLEMENTATIONS is the one table of the merge rules, augmentations and executors: every value the
+    config accepts imports (a renamed function fails here), and a value it would refuse names the valid ones."""
+    import pytest
+
+    from dbsl.config import CHOICES, IMPLEMENTATIONS, ConfigError, implementation
+
+    for key, table in IMPLEMENTATIONS.items():
+        assert CHOICES[key] == tuple(table)
+        for name in table:
+            assert callable(implementation(key, name)), (key, name)
+    with pytest.raises(ConfigError, match="ps.merge_rule='median': must be one of journal, compsac, replace"):
+        implementation("ps.merge_rule", "median")

@@ -354,8 +354,10 @@ def test_test_batches_cached_per_resolution(source):
 def test_bad_names_raise_data_error(source):
     with pytest.raises(DataError, match="dataset.name"):
         load_dataset(DatasetConfig(name="mnist"))
-    with pytest.raises(DataError, match="dataset.augment"):
-        Pipeline(source, "cutout", CPU)
+    from dbsl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="dataset.augment='cutout': must be one of paper, shift, padcrop, none"):
+        Pipeline(source, "cutout", CPU)  # a config value: the config's own error
     with pytest.raises(DataError, match="dataset.std"):
         load_dataset(DatasetConfig(name="synthetic", synthetic_train=4, synthetic_test=4, std=[0.2, 0.0, 0.1]))
     assert issubclass(DataError, ValueError)

@@ -9,7 +9,7 @@ import importlib
 # name -> the module that defines it; imported on first use, so that the torch-free dataset facts (.facts) are
 # read by the config and the plan without loading torch and torchvision
 _HOMES = {
-    **dict.fromkeys(("AUGMENTS", "Augment", "NoAugment", "PadCropAugment", "PaperAugment", "ShiftAugment",
+    **dict.fromkeys(("Augment", "NoAugment", "PadCropAugment", "PaperAugment", "ShiftAugment",
                      "make_augment"), "augment"),
     **dict.fromkeys(("DataError", "DataSource", "FolderImageSet", "ImageSet", "TensorImageSet", "channel_stats",
                      "resize"), "base"),

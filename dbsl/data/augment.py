@@ -15,7 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import DataError, resize
+from ..config import implementation
+from .base import resize
 
 
 def _uniform(batch: int, columns: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -147,11 +148,7 @@ class ShiftAugment(Augment):
         return _sample(x, self.theta(x.shape[0], generator, x.device), resolution, "border")
 
 
-AUGMENTS = {"paper": PaperAugment, "shift": ShiftAugment, "padcrop": PadCropAugment, "none": NoAugment}
-
-
 def make_augment(name: str) -> Augment:
-    """The augmentation called ``name`` (``dataset.augment``) with the paper's / standard parameters."""
-    if name not in AUGMENTS:
-        raise DataError(f"dataset.augment={name!r}: must be one of {', '.join(AUGMENTS)}")
-    return AUGMENTS[name]()
+    """The augmentation called ``name`` (``dataset.augment``; the names: config.IMPLEMENTATIONS) with the paper's /
+    standard parameters."""
+    return implementation("dataset.augment", name)()

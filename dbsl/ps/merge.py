@@ -9,23 +9,30 @@ from typing import List, Sequence
 
 import torch
 
+from ..config import implementation
+
 Tensors = List[torch.Tensor]
 
 
-def merge_weights(rule: str, factor: float) -> tuple[float, float]:
-    """(weight of the global model, weight of the pushed model) for one asynchronous merge.
+def journal_weights(factor: float) -> tuple[float, float]:
+    """The hybrid paper's code: w <- (w + f*w_i) / (1 + f)."""
+    return 1.0 / (1.0 + factor), factor / (1.0 + factor)
 
-    journal (hybrid paper code):  w <- (w + f*w_i) / (1 + f)
-    compsac (COMPSAC 2022 code):  w <- ((2 - f)*w + f*w_i) / 2
-    replace (no averaging):       w <- w_i  (with one worker: plain SGD, the server only holds the model)
-    """
-    if rule == "journal":
-        return 1.0 / (1.0 + factor), factor / (1.0 + factor)
-    if rule == "compsac":
-        return (2.0 - factor) / 2.0, factor / 2.0
-    if rule == "replace":
-        return 0.0, 1.0
-    raise ValueError(f"ps.merge_rule={rule!r}: must be journal, compsac or replace")
+
+def compsac_weights(factor: float) -> tuple[float, float]:
+    """The COMPSAC 2022 code: w <- ((2 - f)*w + f*w_i) / 2."""
+    return (2.0 - factor) / 2.0, factor / 2.0
+
+
+def replace_weights(factor: float) -> tuple[float, float]:
+    """No averaging: w <- w_i (with one worker: plain SGD, the server only holds the model)."""
+    return 0.0, 1.0
+
+
+def merge_weights(rule: str, factor: float) -> tuple[float, float]:
+    """(weight of the global model, weight of the pushed model) for one asynchronous merge under ``ps.merge_rule``
+    (the rules: config.IMPLEMENTATIONS)."""
+    return implementation("ps.merge_rule", rule)(factor)
 
 
 @torch.no_grad()
