@@ -20,7 +20,7 @@ import time
 
 from ..config import Config
 from ..data import load_dataset
-from ..machine import resolve_device, set_threads
+from ..machine import prepare
 from . import remote_server as server
 from . import transport
 from .context import RunContext
@@ -82,8 +82,9 @@ class Conversation:
 def train(role: Role, talk: Conversation) -> None:
     """The worker loop, from the first pull to the server's "done"."""
     cfg, plan = talk(server.describe)
-    set_threads(cfg.train.threads, role.local_world_size)
-    device = resolve_device(cfg.device, role.local_rank)
+    # the same set-up call as every process (threads, device); the CPU ISA is left as the process started with it,
+    # as before (whether workers should pin train.cpu_isa is open: the server's record says what it pinned)
+    device = prepare(cfg.train.threads, sharing=role.local_world_size, device=cfg.device, local_rank=role.local_rank)
     ctx = RunContext(cfg, plan, load_dataset(cfg.dataset, cfg.seed), device, record=None)
     pipeline = ctx.new_pipeline()
     worker = ctx.new_worker(role.rank, pipeline)
