@@ -21,7 +21,7 @@ from ..timemodel import profile_from_config
 from .replay import Forecast, RunShape, replay
 from .terms import ForecastTerms, load_terms
 
-__all__ = ["Forecast", "ForecastTerms", "RunShape", "forecast_run", "run_shape", "training_time", "policy_of"]
+__all__ = ["Forecast", "ForecastTerms", "RunShape", "forecast_run", "run_shape", "training_time"]
 
 
 def run_shape(cfg: Config) -> RunShape:
@@ -38,12 +38,6 @@ def run_shape(cfg: Config) -> RunShape:
     return RunShape(model_bytes=values * 4.0, test_images=test, eval_batch=cfg.train.eval_batch_size)
 
 
-def policy_of(cfg: Config, plan: Plan) -> SyncPolicy:
-    """The run's sync rules and test schedule (what the executors' server follows)."""
-    return SyncPolicy(cfg.ps.sync, cfg.ps.staleness, cfg.train.eval_every, cfg.checkpoint_every,
-                      final_window=cfg.train.eval_final_epochs * plan.num_workers)
-
-
 def forecast_run(cfg: Config, terms: Optional[ForecastTerms] = None, results_dir: Optional[Path] = None,
                  plan: Optional[Plan] = None) -> Forecast:
     """The whole run of ``cfg`` on the modelled clock, with ``terms`` (default: its hardware's)."""
@@ -51,7 +45,7 @@ def forecast_run(cfg: Config, terms: Optional[ForecastTerms] = None, results_dir
     terms = terms or load_terms(cfg.hardware.name, results_dir)
     shape = run_shape(cfg)
     shape = replace(shape, model_bytes=shape.model_bytes * terms.bytes_per_value / 4)
-    return replay(plan, policy_of(cfg, plan), profile_from_config(cfg.hardware), terms, shape)
+    return replay(plan, SyncPolicy.of(cfg, plan), profile_from_config(cfg.hardware), terms, shape)
 
 
 def training_time(cfg: Config, plan: Optional[Plan] = None) -> float:

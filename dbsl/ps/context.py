@@ -45,8 +45,7 @@ class RunContext:
 
     def new_server(self, model: torch.nn.Module) -> ParameterServer:
         cfg = self.cfg
-        policy = SyncPolicy(cfg.ps.sync, cfg.ps.staleness, cfg.train.eval_every, cfg.checkpoint_every,
-                            final_window=cfg.train.eval_final_epochs * self.plan.num_workers)
+        policy = SyncPolicy.of(cfg, self.plan)
         return ParameterServer(self.plan, model.state_dict(), cfg.ps.merge_rule, cfg.ps.merge_buffers, policy)
 
     def new_evaluator(self, model: torch.nn.Module, pipeline: Pipeline) -> Evaluator:

@@ -37,6 +37,13 @@ class SyncPolicy:
     checkpoint_every: int = 0  # 0: only at phase changes
     final_window: int = 0  # test every one of the last w commits too (train.eval_final_epochs * n)
 
+    @classmethod
+    def of(cls, cfg, plan: Plan) -> "SyncPolicy":
+        """The run's rules, from its config (``ps.sync``, ``ps.staleness``, ``train.eval_every``,
+        ``checkpoint_every``, ``train.eval_final_epochs`` counted in commits of the plan)."""
+        return cls(cfg.ps.sync, cfg.ps.staleness, cfg.train.eval_every, cfg.checkpoint_every,
+                   final_window=cfg.train.eval_final_epochs * plan.num_workers)
+
     @property
     def rounds(self) -> bool:
         """BSP: every worker pushes once per round and the round is merged at once (``push_round``)."""
