@@ -71,6 +71,31 @@ def test_latency_eval_fraction_and_only_the_tested_commits_cost_a_test():
     assert f.workers[1]["evaluation"] == 0.0 and f.workers[2]["evaluation"] == pytest.approx(5.0)
 
 
+def test_workers_sharing_cores_train_and_test_slower_by_hand():
+    # a distributed run of 4 one-thread workers on 2 shared cores: each computes at half speed (4 / 2 = 2), so a
+    # mini-epoch trains 20 s and a test takes 2 s (links, merge, fixed cost and start-up unchanged). ROUND's terms:
+    #  w1: 0-20 + 0.5 = 20.5; inbound 20.5-21.5, merge 21.5-22.5, outbound 22.5-23.5 (commit 0, tested) 23.5-25.5;
+    #      trains 25.5-46.0
+    #  w2: inbound 21.5-22.5, merge 22.5-23.5, outbound 23.5-24.5, test 24.5-26.5; trains 26.5-47.0
+    #  w1: inbound 46-47, merge 47-48, outbound 48-49, test 49-51 (commit 2)
+    #  w2: inbound 47-48, merge 48-49, outbound 49-50, test 50-52 (commit 3): 52 + 2 s of start-up = 54 s
+    shared = ForecastTerms(**{**ROUND.to_dict(), "shared_cores": 2.0})
+    f = replay(two_workers(), SyncPolicy("ASP"), PROFILE, shared, RunShape(1e9, 1000, 100, cpu_threads=4))
+    assert f.seconds == pytest.approx(54.0)
+    assert f.workers[2]["evaluation"] == pytest.approx(4.0)
+    # no sharing: a GPU per worker (shared_cores 0), or threads that fit the cores, as in the first test (32 s)
+    assert replay(two_workers(), SyncPolicy("ASP"), PROFILE, ROUND, RunShape(1e9, 1000, 100, cpu_threads=4)
+                  ).seconds == pytest.approx(32.0)
+    assert replay(two_workers(), SyncPolicy("ASP"), PROFILE, shared, RunShape(1e9, 1000, 100, cpu_threads=2)
+                  ).seconds == pytest.approx(32.0)
+
+
+def test_only_a_distributed_run_counts_its_workers_threads(compose):
+    simulated = compose(["experiment=smoke", "train.threads=1"])
+    distributed = compose(["experiment=smoke", "train.threads=1", "executor=distributed"])
+    assert run_shape(simulated).cpu_threads == 0 and run_shape(distributed).cpu_threads == 4  # 4 workers x 1
+
+
 def test_a_rebuild_is_paid_when_a_workers_phase_changes():
     plan = two_workers(epochs=2)
     first = plan.phases[0]

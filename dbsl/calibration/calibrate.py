@@ -31,7 +31,8 @@ from .fit import MAX_RESIDUAL, ResolutionFit, choose_kind, fit_resolution
 from .measure import (BatchTiming, Clock, batch_grid, check_budget, largest_fitting_batch, median_batch_times,
                       predict_batch_limit, steps_per_repeat)
 from .outputs import batch_time_rows, fit_rows, memory_rows, plot_fit, write_csv
-from .profile import check_name, hardware_config, write_profile
+from .overheads import Repeats, measure_terms, refit_training, write_terms
+from .profile import check_name, hardware_config, load_profile, write_profile
 from .step import TrainingStep
 from .validation import plan_mini_epochs, validate_mini_epochs
 
@@ -148,6 +149,7 @@ class Result:
     out_dir: Path
     validation: List[dict] = field(default_factory=list)
     validation_skipped: str = ""
+    terms_path: Optional[Path] = None  # the forecast terms measured after the profile
 
 
 def describe(cfg: Config, device: str, threads: int, date: str, cuda: bool = False) -> str:
@@ -230,6 +232,59 @@ def _validate(cfg, hw, settings, bench, dataset_size, clock, report, result: Res
         report(f"Table-4 check: worst |error| {max(errors):.1%} over {len(errors)} mini-epochs -> {path}")
 
 
+def calibrate_terms(cfg: Config, result: Result, source, device: torch.device, quick: bool, command: str,
+                    say: Callable[[str], None]) -> Path:
+    """Measure the forecast terms with the new profile's plan (the config's own where that has none) and write them
+    beside the profile, under its name."""
+    hw = load_profile(result.profile_path)
+    try:
+        plan = build_plan(dataclasses.replace(cfg, hardware=hw), len(source.train))
+    except ConfigError:
+        plan = build_plan(cfg, len(source.train))
+    terms = measure_terms(cfg, plan, source, device, Repeats.quick() if quick else Repeats(), say)
+    return _write_terms(cfg, terms, result.name, result.out_dir, hw.description, command, say)
+
+
+def calibrate_terms_only(cfg: Config, device: torch.device, quick: bool = False, clock: str = "wall",
+                         command: str = "", say: Callable[[str], None] = print) -> Path:
+    """``--terms-only``: the forecast terms of the profile ``cfg`` uses (``hardware=<name>``), which stays as it is,
+    with the training step timed again at the plan's batch sizes as the forecast's own ``batch_time_fit``."""
+    name = cfg.hardware.name
+    out_dir = layout.calibration_dir(cfg.results_dir, name)
+    for folder in (out_dir, layout.conf_dir(cfg.results_dir, "forecast")):
+        check_output_dir(folder, "results_dir")
+    say(f"measuring the forecast terms of hardware={name} on {device} ({torch.get_num_threads()} threads); the "
+        "profile itself is left as it is")
+    busy = machine_load(device)
+    if busy:
+        say(f"warning: {busy}")
+    source = load_dataset(cfg.dataset, cfg.seed)
+    plan = build_plan(cfg, len(source.train))
+    repeats = Repeats.quick() if quick else Repeats()
+    terms = measure_terms(cfg, plan, source, device, repeats, say)
+    timer = time.process_time if clock == "cpu" else time.perf_counter
+    fit = refit_training(TrainingStep(cfg, source, device).train_steps, plan, 3 if quick else 5, clock=timer)
+    for r, (a, b) in fit.items():
+        say(f"forecast terms: training at {r} px t(B) = {a:.6g} * B + {b:.6g} s ({clock} clock; the profile's "
+            f"t(B) stays for the plan)")
+    terms = dataclasses.replace(terms, batch_time_fit=fit)
+    return _write_terms(cfg, terms, name, out_dir, cfg.hardware.description, command, say)
+
+
+def _write_terms(cfg: Config, terms, name: str, out_dir: Path, description: str, command: str,
+                 say: Callable[[str], None]) -> Path:
+    date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    terms = dataclasses.replace(terms, source=f"measured by dbsl calibrate on {date} (executor={cfg.executor.name}, "
+                                              f"{description.split(';')[0]})")
+    comments = [f"Measured on this machine by: {command}",
+                "The forecast's terms besides training (dbsl/calibration/overheads.py says how each is measured);",
+                f"dbsl forecast hardware={name} reads this file."]
+    write_terms(out_dir / "forecast_terms.yaml", terms, comments)
+    path = write_terms(layout.conf_dir(cfg.results_dir, "forecast") / f"{name}.yaml", terms, comments)
+    say(f"wrote {path}: the forecast terms of hardware={name}")
+    return path
+
+
 # ------------------------------------------------------------------------------------------------------------ CLI
 def machine_load(device) -> str:
     """A warning when other processes already keep the CPU busy (timings would then be inflated and noisy)."""
@@ -247,12 +302,16 @@ def machine_load(device) -> str:
 
 
 def calibrate(cfg: Config, device: torch.device, settings: Settings, name: Optional[str] = None, clock: str = "wall",
-              quick: bool = False, command: str = "", say: Callable[[str], None] = print) -> Result:
+              quick: bool = False, command: str = "", say: Callable[[str], None] = print,
+              forecast_terms: bool = True) -> Result:
     """Calibrate ``cfg``'s model and data on ``device`` (set up by :func:`dbsl.machine.prepare`): measure, fit, write
-    the profile ``<results_dir>/conf/hardware/<name>.yaml`` and its tables, and check it. ``clock``: ``wall``
-    (elapsed seconds) or ``cpu`` (this process's CPU seconds, one thread on the CPU only)."""
+    the profile ``<results_dir>/conf/hardware/<name>.yaml`` and its tables, and check it; then (``forecast_terms``)
+    measure the forecast's other costs into ``<results_dir>/conf/forecast/<name>.yaml``
+    (:mod:`dbsl.calibration.overheads`). ``clock``: ``wall`` (elapsed seconds) or ``cpu`` (this process's CPU
+    seconds, one thread on the CPU only)."""
     name = check_name(name or f"{device.type}_w{cfg.model.width}_{cfg.dataset.name}")
-    for folder in (layout.conf_dir(cfg.results_dir, "hardware"), layout.calibration_dir(cfg.results_dir, name)):
+    for folder in (layout.conf_dir(cfg.results_dir, "hardware"), layout.calibration_dir(cfg.results_dir, name),
+                   layout.conf_dir(cfg.results_dir, "forecast")):
         check_output_dir(folder, "results_dir")
     if clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
         raise ConfigError("--clock cpu: CPU seconds measure a run's time only on the CPU with one thread; "
@@ -267,6 +326,8 @@ def calibrate(cfg: Config, device: torch.device, settings: Settings, name: Optio
     timer = time.process_time if clock == "cpu" else time.perf_counter
     result = run_calibration(cfg, settings, name, bench, len(source.train), clock=timer, report=say,
                              command=command, threads=torch.get_num_threads())
+    if forecast_terms:
+        result.terms_path = calibrate_terms(cfg, result, source, device, quick, command, say)
     if Path(cfg.results_dir).resolve() != (Path.cwd() / "results").resolve():
         say(f"note: Hydra looks for profiles in ./results/conf; from elsewhere add "
             f"'hydra.searchpath=[file://{Path(cfg.results_dir).resolve() / 'conf'}]' to find hardware={result.name}")

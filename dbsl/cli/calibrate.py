@@ -48,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-validate", action="store_true", help="skip the Table-4 check of whole mini-epochs")
     p.add_argument("--validate-steps", type=int, help="at most this many batches per checked mini-epoch (0: all)")
     p.add_argument("--validate-repeats", type=int, help="timed repeats per checked mini-epoch (default 3, quick 1)")
+    p.add_argument("--terms-only", action="store_true",
+                   help="measure only the forecast terms of the profile the run uses (hardware=<name>, left as it "
+                        "is), with its training step timed again as the forecast's own batch_time_fit")
+    p.add_argument("--no-forecast-terms", action="store_true",
+                   help="skip measuring the forecast's other costs (tests, merge; executor=distributed: link and "
+                        "start-up) into results/conf/forecast/<name>.yaml")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error in the input")
     return p
 
@@ -80,7 +86,12 @@ def _main(argv: List[str]) -> int:
 
     cfg = compose_config(args.overrides)
     device = prepare(cfg.train.threads, device=cfg.device)
+    if args.terms_only:
+        library.calibrate_terms_only(cfg, device, quick=args.quick, clock=args.clock,
+                                     command=" ".join(["python -m dbsl.calibrate"] + argv), say=say)
+        return 0
     settings = settings_from_args(args, cfg, device.type == "cuda")
     calibrate(cfg, device, settings, name=args.name, clock=args.clock, quick=args.quick,
-              command=" ".join(["python -m dbsl.calibrate"] + argv), say=say)
+              command=" ".join(["python -m dbsl.calibrate"] + argv), say=say,
+              forecast_terms=not args.no_forecast_terms)
     return 0

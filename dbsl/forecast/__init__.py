@@ -14,6 +14,7 @@ import torch
 
 from ..config import Config
 from ..data.facts import DATASETS
+from ..machine import cpu_threads_per_process
 from ..models import build_model
 from ..plan import Plan, build_plan, dataset_size
 from ..ps.server import SyncPolicy
@@ -35,7 +36,15 @@ def run_shape(cfg: Config) -> RunShape:
     values = sum(v.numel() for v in model.state_dict().values() if v.is_floating_point())
     test = d.synthetic_test if facts is None else facts.test_size
     test = min(d.num_test, test) if d.num_test else test
-    return RunShape(model_bytes=values * 4.0, test_images=test, eval_batch=cfg.train.eval_batch_size)
+    return RunShape(model_bytes=values * 4.0, test_images=test, eval_batch=cfg.train.eval_batch_size,
+                    cpu_threads=worker_threads(cfg) * cfg.ps.num_workers if cfg.executor.name == "distributed" else 0)
+
+
+def worker_threads(cfg: Config) -> int:
+    """A distributed worker's torch threads: ``train.threads``, else its share of this machine's cores, as
+    :func:`dbsl.machine.prepare` gives every worker of a one-machine run (terms.shared_cores says whether the workers
+    share cores at all; on GPUs they do not)."""
+    return cfg.train.threads or cpu_threads_per_process(cfg.ps.num_workers)
 
 
 def forecast_run(cfg: Config, terms: Optional[ForecastTerms] = None, results_dir: Optional[Path] = None,

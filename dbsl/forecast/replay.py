@@ -6,6 +6,9 @@ Per worker, every mini-epoch is (terms: :mod:`dbsl.forecast.terms`)::
     -> push: the model over the server's inbound link (FIFO, full duplex) -> the server's merge (one at a time)
     -> the merged model back over the server's outbound link -> the test of that model, when the commit is tested
 
+(training and the test stretched by the threads per core when a distributed run's workers share one machine's CPU
+cores: ``shared_cores``)
+
 and the next mini-epoch starts after that, or later when the sync rules hold the worker (SSP: until the releasing
 push is merged and the held pull answered; BSP: the round). A worker reads the phase and LR when the server handles
 its arrival (in commit order), not at the later moment its answer reaches it: a phase change can reach a worker one
@@ -36,6 +39,7 @@ class RunShape:
     model_bytes: float
     test_images: int
     eval_batch: int
+    cpu_threads: float = 0.0  # the workers' CPU threads in all, when they share one machine's cores (else 0)
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Replay(VirtualRun):
         super().__init__(ParameterServer(plan, {}, policy=policy), range(1, plan.num_workers + 1))
         self.plan, self.profile, self.terms, self.shape = plan, profile, terms, shape
         self.transfer = terms.transfer_s(shape.model_bytes)
+        self.stretch = terms.stretch(shape.cpu_threads)
         self.merge = terms.merge_s(shape.model_bytes)
         self.free = {"inbound": 0.0, "merge": 0.0, "outbound": 0.0}  # when each server resource is free again
         self.busy = dict.fromkeys(self.free, 0.0)
@@ -82,15 +87,16 @@ class Replay(VirtualRun):
         phase = self.server.phase()
         rebuild = self.terms.rebuild_s if self.last_phase.get(rank, phase.index) != phase.index else 0.0
         self.training[rank], self.last_phase[rank] = phase, phase.index
-        compute = self.terms.train_s(phase.resolution, self.plan.batch_size(rank, phase), self.plan.steps(rank, phase),
-                                     self.plan.mini_epoch_time(rank, phase)) + rebuild
+        compute = self.stretch * self.terms.train_s(phase.resolution, self.plan.batch_size(rank, phase),
+                                                    self.plan.steps(rank, phase),
+                                                    self.plan.mini_epoch_time(rank, phase)) + rebuild
         self.pending[rank] = (compute, self.terms.commit_overhead_s)
         return compute + self.terms.commit_overhead_s
 
     def test_s(self, phase: Phase) -> float:
         batch = self.shape.eval_batch
-        return self.terms.eval_s(self.shape.test_images, phase.resolution, batch,
-                                 self.profile.model(phase.resolution).batch_time(batch))
+        return self.stretch * self.terms.eval_s(self.shape.test_images, phase.resolution, batch,
+                                                self.profile.model(phase.resolution).batch_time(batch))
 
     def use(self, resource: str, ready: float, seconds: float) -> float:
         """The server's ``resource`` takes ``seconds`` from when it is free and the work is ``ready``; the end."""

@@ -35,6 +35,8 @@ class ForecastTerms:
     rebuild_s: float = 0.0  # a worker's rebuild when its phase changes (data pipeline, model, optimiser)
     startup_s: float = 0.0  # server start to the first pull (counted once)
     commit_overhead_s: float = 0.0  # a fixed cost of every mini-epoch on the worker (the paper's: fitted)
+    shared_cores: float = 0.0  # executor=distributed on one CPU machine: the cores its workers share (0: each worker
+    # has its own device, as the paper's GPUs); training and tests then stretch by the workers' threads per core
     source: str = "defaults"  # where the values come from
 
     @classmethod
@@ -42,6 +44,14 @@ class ForecastTerms:
         """Nothing but training: the clock the simulated executor keeps (``modelled_time``)."""
         return cls(link_gbit=math.inf, latency_s=0.0, merge_gbyte_s=math.inf, eval_fraction=0.0,
                    source="training only (the time model)")
+
+    def stretch(self, cpu_threads: float) -> float:
+        """How much longer a worker computes when the run's workers, ``cpu_threads`` threads in all, share
+        ``shared_cores`` cores: threads per core, at least 1 (no sharing: 1). All workers are taken to compute at
+        once, as under ASP; while some wait (BSP, SSP) the others get more than their share."""
+        if not self.shared_cores or not cpu_threads:
+            return 1.0
+        return max(1.0, cpu_threads / self.shared_cores)
 
     def transfer_s(self, nbytes: float) -> float:
         """One model over one link: latency + bytes / bandwidth."""

@@ -105,9 +105,10 @@ class LocalWorkers:
     dies with the server (:func:`_guarded`); the fork server and its resource tracker then leave too.
     """
 
-    def __init__(self, target: Callable, num_workers: int, addr: str, port: int, args: Tuple = ()):
+    def __init__(self, target: Callable, num_workers: int, addr: str, port: int, args: Tuple = (),
+                 preload: Tuple[str, ...] = ()):
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload([target.__module__])
+        ctx.set_forkserver_preload([*preload, target.__module__])  # what the fork server imports once
         self.procs: Dict[int, mp.Process] = {}
         for rank in range(1, num_workers + 1):
             role = Role(rank, num_workers + 1, rank - 1, num_workers, addr, port)
