@@ -46,6 +46,13 @@ sweep NAME *ARGS:
 forecast *ARGS:
     {{py}} -m dbsl forecast "$@"
 
+# the forecast against distributed runs made here (~25 min on 2 cores, on a quiet machine): the forecast terms of
+# the study's profile measured with --terms-only, then the study's regime run with executor=distributed (baseline,
+# DBSL, hybrid, one after another); the forecast report reads them (results/forecast_check)
+forecast-check *ARGS:
+    {{py}} -m dbsl calibrate experiment=fmnist_study scheme=hybrid executor=distributed --terms-only results_dir=results/forecast_check "$@"
+    {{py}} -m dbsl run -m experiment=fmnist_study executor=distributed scheme=baseline,dbsl,hybrid sweep_name=distributed results_dir=results/forecast_check logger.progress=false "$@"
+
 # rebuild tables and figures from run records: just report results/sweeps/table8_cpu --out reports/table8_cpu
 report *ARGS:
     {{py}} -m dbsl report "${@:-results}"

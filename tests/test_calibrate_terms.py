@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dbsl.calibration.overheads import eval_per_image, refit_training
-from dbsl.forecast.terms import read_terms
+from dbsl.calibration.overheads import core_efficiency, eval_per_image, refit_training
+from dbsl.forecast.terms import ForecastTerms, read_terms
 from dbsl.plan import Phase, Plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +64,19 @@ def test_the_training_refit_recovers_the_line_at_the_plans_batch_sizes():
     assert timed == {(16, 12), (16, 20), (16, 25), (16, 50), (32, 25), (32, 40), (32, 50), (32, 100)}
 
 
+def test_core_efficiency_and_the_stretch_it_gives_by_hand():
+    # 4 one-thread workers on 2 cores: their batches take 1.0 s alone and 2.5 s all at once. Two threads per core
+    # explain a slowdown of 2; the rest, 2.5 / 2 = 1.25, is a thread's lost speed: efficiency 1 / 1.25 = 0.8. The
+    # forecast then stretches a worker's compute by 2 / 0.8 = 2.5, the slowdown measured
+    assert core_efficiency(1.0, 2.5, threads=4, cores=2) == pytest.approx(0.8)
+    terms = ForecastTerms(shared_cores=2.0, core_efficiency=0.8)
+    assert terms.stretch(4) == pytest.approx(2.5)
+    # 2 workers on 4 cores: no sharing of a core, so all of a measured 1.1x is lost speed (efficiency 1 / 1.1)
+    assert core_efficiency(1.0, 1.1, threads=2, cores=4) == pytest.approx(1 / 1.1)
+    assert ForecastTerms(shared_cores=4.0, core_efficiency=1 / 1.1).stretch(2) == pytest.approx(1.1)
+    assert ForecastTerms(core_efficiency=0.5).stretch(4) == 1.0  # a device per worker: nothing is shared
+
+
 @pytest.mark.slow
 def test_terms_only_measures_the_distributed_executors_costs_and_the_forecast_uses_them(tmp_path):
     """The real thing: 4 worker processes started as executor=distributed starts them, on 127.0.0.1."""
@@ -77,6 +90,8 @@ def test_terms_only_measures_the_distributed_executors_costs_and_the_forecast_us
     assert terms.source.startswith("measured by dbsl calibrate") and "executor=distributed" in terms.source
     assert 0 < terms.latency_s < 1 and 0 < terms.link_gbit < float("inf") and terms.startup_s > 0
     assert terms.merge_gbyte_s > 0 and terms.shared_cores == len(os.sched_getaffinity(0))
+    assert 0.2 < terms.core_efficiency < 2  # measured (noisy under other load), never the default left in place
+    assert terms.core_efficiency != 1.0
     assert set(terms.eval_per_image) == {8, 16} and min(terms.eval_per_image.values()) > 0
     assert set(terms.batch_time_fit) == {16}  # the smoke baseline trains at 16 px only
     assert not (tmp_path / "results" / "conf" / "hardware").exists()  # the profile is left as it is

@@ -14,6 +14,10 @@ startup_s       executor=distributed: the run's processes started as the executo
                 their shut-down; the simulated executor: 0 (its record's clocks start with training)
 shared_cores    the CPU cores a one-machine distributed run's workers share (CPU: this machine's; CUDA: 0, a device
                 each)
+core_efficiency executor=distributed on the CPU: a thread's speed with every core busy, as a share of its speed
+                alone: the same training batches (the last phase's resolution at its B_L) timed on one worker while
+                the others wait, then on every worker at once; the threads per core explain part of the slowdown,
+                this the rest (:func:`core_efficiency`)
 batch_time_fit  ``--terms-only`` (terms for an existing profile): the training step timed again at the plan's batch
                 sizes, t(B) = a B + b per resolution: the forecast's own training time; the profile is left as it is
 
@@ -29,13 +33,14 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import torch
 import yaml
 
 from ..config import Config
 from ..data import DataSource, Pipeline
+from ..forecast import worker_threads
 from ..forecast.terms import ForecastTerms, read_terms
 from ..plan import Plan
 from ..record import write_atomic
@@ -124,6 +129,26 @@ def _ready(rank: int) -> None:
             _probe["event"].set()
 
 
+def _await_alone() -> None:
+    """Every worker but rank 1 waits here while rank 1 trains alone (the probe's first part)."""
+    _probe["alone_done"].wait(TIMEOUT)
+
+
+def _alone(seconds: List[float]) -> None:
+    _probe["alone"] = seconds
+    _probe["alone_done"].set()
+
+
+def _together_start() -> None:
+    """All the workers leave this call at once (a barrier), to train together."""
+    _probe["barrier"].wait(TIMEOUT)
+
+
+def _together(rank: int, seconds: List[float]) -> None:
+    with _lock:
+        _probe["together"][rank] = seconds
+
+
 def _empty() -> None:
     return None
 
@@ -147,24 +172,48 @@ def _bye(rank: int) -> None:
             _probe["left"].set()
 
 
-def probe_worker(role, cfg: Config, plan: Plan, generation: int, calls: int) -> None:
+def _timed_batches(step, resolution: int, batch: int, steps: int, rounds: int) -> List[float]:
+    step.train_steps(resolution, batch, 1)  # warm-up: a new shape
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        step.train_steps(resolution, batch, steps)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def probe_worker(role, cfg: Config, plan: Plan, generation: int, calls: int, rounds: int) -> None:
     """A worker process of the probe: start as a run's worker does (the same set-up, data, pipeline, model and
-    evaluator), say it is ready, and (rank 1 only) time empty calls, pushes and pulls."""
+    evaluator) and say it is ready; then time the training step, first rank 1 alone, then every worker at once;
+    then (rank 1) time empty calls, pushes and pulls."""
     from ..data import load_dataset
     from ..machine import prepare
     from ..ps import transport
     from ..ps.context import RunContext
+    from .measure import steps_per_repeat
+    from .step import TrainingStep
 
     code = 1
     try:
         transport.init(role.rank, role.world_size, role.master_addr, role.master_port, TIMEOUT, generation)
         device = prepare(cfg.train.threads, sharing=role.local_world_size, device=cfg.device,
                          local_rank=role.local_rank)
-        ctx = RunContext(cfg, plan, load_dataset(cfg.dataset, cfg.seed), device, record=None)
+        source = load_dataset(cfg.dataset, cfg.seed)
+        ctx = RunContext(cfg, plan, source, device, record=None)
         pipeline = ctx.new_pipeline()
         worker = ctx.new_worker(role.rank, pipeline)
         ctx.new_evaluator(ctx.new_model(initialise=False), pipeline)
         transport.call(_ready, role.rank, timeout=TIMEOUT)
+        phase = plan.phases[-1]  # the largest resolution, at its B_L
+        step, steps = TrainingStep(cfg, source, device), steps_per_repeat(phase.batch_large, 1024, 2)
+        if role.rank == 1:
+            transport.call(_alone, _timed_batches(step, phase.resolution, phase.batch_large, steps, rounds),
+                           timeout=TIMEOUT)
+        else:
+            transport.call(_await_alone, timeout=TIMEOUT)
+        transport.call(_together_start, timeout=TIMEOUT)
+        transport.call(_together, role.rank, _timed_batches(step, phase.resolution, phase.batch_large, steps, rounds),
+                       timeout=TIMEOUT)
         if role.rank == 1:
             state = {k: v.detach().cpu() for k, v in worker.state().items()}
             times: Dict[str, List[float]] = {"empty": [], "push": [], "pull": []}
@@ -196,29 +245,33 @@ class LinkProbe:
     push_s: float
     pull_s: float
     model_bytes: float
+    alone_s: float  # rank 1's training batches alone (median)
+    together_s: float  # the same batches with every worker training at once (median over workers and rounds)
 
 
-def probe_link(cfg: Config, plan: Plan, state: dict, calls: int) -> LinkProbe:
+def probe_link(cfg: Config, plan: Plan, state: dict, calls: int, rounds: int = 3) -> LinkProbe:
     """Start ``ps.num_workers`` worker processes as the distributed executor does (:class:`LocalWorkers`, the
-    rendezvous, the RPC group) and time their start, a worker's calls, and their leaving."""
+    rendezvous, the RPC group) and time their start, their training alone and together, a worker's calls, and
+    their leaving."""
     from ..ps import transport
     from ..ps.launch import LocalWorkers
 
     n, ex = cfg.ps.num_workers, cfg.executor
     _probe.clear()
     _probe.update(workers=n, ready=set(), byes=set(), event=threading.Event(), left=threading.Event(),
+                  alone_done=threading.Event(), barrier=threading.Barrier(n), together={},
                   state={k: v.detach().cpu().clone() for k, v in state.items()})
     generation = transport.generation()
     start = time.perf_counter()
     store = transport.host_store(ex.master_addr, ex.master_port, n + 1, TIMEOUT)
-    workers = LocalWorkers(probe_worker, n, ex.master_addr, store.port, (cfg, plan, generation, calls),
+    workers = LocalWorkers(probe_worker, n, ex.master_addr, store.port, (cfg, plan, generation, calls, rounds),
                            preload=("dbsl.ps.remote_worker",))  # the fork server imports what a run's imports
     joined = False
     try:
         workers.start()
         transport.init(0, n + 1, ex.master_addr, store.port, TIMEOUT, generation)
         joined = True
-        if not _probe["event"].wait(TIMEOUT) or not _probe["left"].wait(TIMEOUT):
+        if not _probe["event"].wait(TIMEOUT) or not _probe["left"].wait(4 * TIMEOUT):
             raise RuntimeError(f"the probe's {n} worker processes did not all answer within {TIMEOUT:g} s "
                                f"(dead: {workers.dead()})")
         leaving = time.perf_counter()
@@ -232,9 +285,11 @@ def probe_link(cfg: Config, plan: Plan, state: dict, calls: int) -> LinkProbe:
     empty, push, pull = (statistics.median(times[k]) for k in ("empty", "push", "pull"))
     nbytes = sum(v.numel() * v.element_size() for v in _probe["state"].values() if v.is_floating_point())
     payload = max((push + pull) / 2 - empty, 1e-9)  # one model's bytes, beyond the call's fixed cost
+    together = [t for seconds in _probe["together"].values() for t in seconds]
     return LinkProbe(latency_s=empty, link_gbit=nbytes * 8 / payload / 1e9,
                      startup_s=(_probe["all_ready"] - start) + (gone - leaving), push_s=push, pull_s=pull,
-                     model_bytes=nbytes)
+                     model_bytes=nbytes, alone_s=statistics.median(_probe["alone"]),
+                     together_s=statistics.median(together))
 
 
 # -- the terms file --------------------------------------------------------------------------------------------------
@@ -285,4 +340,15 @@ def measure_terms(cfg: Config, plan: Plan, source: DataSource, device: torch.dev
     say(f"forecast terms: start-up and shut-down {link.startup_s:.2f} s; an empty call {link.latency_s * 1e3:.2f} "
         f"ms; push {link.push_s * 1e3:.2f} ms and pull {link.pull_s * 1e3:.2f} ms of {link.model_bytes / 2**20:.2f} "
         f"MiB -> {link.link_gbit:.3g} Gbit/s")
-    return replace(terms, link_gbit=link.link_gbit, latency_s=link.latency_s, startup_s=link.startup_s)
+    efficiency = core_efficiency(link.alone_s, link.together_s, worker_threads(cfg) * cfg.ps.num_workers, shared)
+    if shared:
+        say(f"forecast terms: a worker's training batches take {link.alone_s:.3f} s alone and {link.together_s:.3f} s "
+            f"with all {cfg.ps.num_workers} training at once on {shared} cores: core efficiency {efficiency:.3f}")
+    return replace(terms, link_gbit=link.link_gbit, latency_s=link.latency_s, startup_s=link.startup_s,
+                   core_efficiency=efficiency if shared else 1.0)
+
+
+def core_efficiency(alone_s: float, together_s: float, threads: int, cores: int) -> float:
+    """A thread's speed with every core busy, as a share of its speed alone: the slowdown that threads per core
+    explain (at least 1) over the slowdown measured (``together_s / alone_s``)."""
+    return max(1.0, threads / cores) * alone_s / together_s

@@ -78,7 +78,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _main(argv: List[str]) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)  # overrides and options in any order
     console = Console(stderr=True, highlight=False)
 
     def say(text: str) -> None:

@@ -18,7 +18,7 @@ from ..config import ConfigError
 from .. import layout
 
 TABLES = ("eval_per_image", "batch_time_fit", "source")  # not settable with --set (a file sets them)
-POSITIVE = ("link_gbit", "merge_gbyte_s")  # rates: 0 would be an endless transfer (inf: instantaneous)
+POSITIVE = ("link_gbit", "merge_gbyte_s", "core_efficiency")  # rates: 0 would be an endless transfer (inf: instantaneous)
 PACKAGED = Path(__file__).resolve().parent.parent / "conf" / "forecast"
 
 
@@ -36,7 +36,9 @@ class ForecastTerms:
     startup_s: float = 0.0  # server start to the first pull (counted once)
     commit_overhead_s: float = 0.0  # a fixed cost of every mini-epoch on the worker (the paper's: fitted)
     shared_cores: float = 0.0  # executor=distributed on one CPU machine: the cores its workers share (0: each worker
-    # has its own device, as the paper's GPUs); training and tests then stretch by the workers' threads per core
+    # has its own device, as the paper's GPUs); training and tests then stretch by the workers' threads per core ...
+    core_efficiency: float = 1.0  # ... and by 1 / this: a thread's speed with every shared core busy, as a share of
+    # its speed alone (caches, memory bandwidth, clock; dbsl calibrate measures it with the run's own workers)
     source: str = "defaults"  # where the values come from
 
     @classmethod
@@ -47,11 +49,12 @@ class ForecastTerms:
 
     def stretch(self, cpu_threads: float) -> float:
         """How much longer a worker computes when the run's workers, ``cpu_threads`` threads in all, share
-        ``shared_cores`` cores: threads per core, at least 1 (no sharing: 1). All workers are taken to compute at
-        once, as under ASP; while some wait (BSP, SSP) the others get more than their share."""
+        ``shared_cores`` cores: threads per core (at least 1) over ``core_efficiency`` (no sharing: 1). All workers
+        are taken to compute at once, as under ASP; while some wait (BSP, SSP) the others get more than their
+        share."""
         if not self.shared_cores or not cpu_threads:
             return 1.0
-        return max(1.0, cpu_threads / self.shared_cores)
+        return max(1.0, cpu_threads / self.shared_cores) / self.core_efficiency
 
     def transfer_s(self, nbytes: float) -> float:
         """One model over one link: latency + bytes / bandwidth."""

@@ -7,6 +7,7 @@ in it is a forecast, except the paper's and the records' own.
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import List
@@ -16,6 +17,7 @@ import pandas as pd
 from .. import layout
 from ..forecast import capacity as cap
 from ..forecast.paper import FITTED, summary, validation
+from ..forecast import distributed_runs
 from ..forecast.records import validation as record_validation
 from .html import index_html, readme
 from .outdir import check_out, install, remove_stale_staging, staging_folder
@@ -134,6 +136,127 @@ def records_section(root: Path = RECORDS) -> Section | None:
               "model, the forecast's own fit", fit, fit_shown)])
 
 
+DISTRIBUTED = Path(__file__).resolve().parents[2] / "results" / "forecast_check"  # just forecast-check
+
+
+def distributed_figure(parts: pd.DataFrame, out: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    schemes = list(dict.fromkeys(parts["scheme"]))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for i, scheme in enumerate(schemes):
+        rows = parts[parts["scheme"] == scheme].set_index("part")
+        for j, (column, label) in enumerate((("measured_s", "measured"), ("forecast_s", "forecast"))):
+            bottom = 0.0
+            for k, part in enumerate(distributed_runs.PARTS):
+                value = rows.loc[part, column]
+                ax.bar(i + 0.2 * (2 * j - 1), value, 0.38, bottom=bottom, color=f"C{k}",
+                       hatch="//" if j else None, edgecolor="white", label=part if i == 0 and j == 0 else None)
+                bottom += value
+            ax.text(i + 0.2 * (2 * j - 1), bottom, label, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(schemes)), schemes)
+    ax.set_ylabel("seconds per worker (mean over the workers)")
+    ax.legend(fontsize=8, ncols=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    figure = save_figure(fig, out, "distributed_parts", "Each distributed run's workers: where their time went, "
+                         "measured (left bar) and forecast (right, hatched), in seconds per worker")
+    plt.close(fig)
+    return figure
+
+
+def calibrations_table(measured: dict) -> pd.DataFrame:
+    """What each measurement of the terms found (the training step at the largest resolution's batch of 64)."""
+    rows = []
+    for k, t in measured.items():
+        px = max(t.batch_time_fit) if t.batch_time_fit else None
+        rows.append({"calibration": k, "train_batch64_s": (t.batch_time_fit[px][0] * 64 + t.batch_time_fit[px][1])
+                     if px else None, "test_ms_per_image": 1e3 * t.eval_per_image.get(px, float("nan")),
+                     "latency_ms": 1e3 * t.latency_s, "link_gbit": t.link_gbit, "merge_gbyte_s": t.merge_gbyte_s,
+                     "startup_s": t.startup_s, "shared_cores": t.shared_cores, "core_efficiency": t.core_efficiency})
+    return pd.DataFrame(rows)
+
+
+def distributed_section(out: Path, figures: bool, root: Path = DISTRIBUTED) -> Section | None:
+    """The forecast against distributed runs made here (none when their records are not here)."""
+    if not distributed_runs.runs(root):
+        return None
+    rows, parts, measured = distributed_runs.validation(root)
+    per = rows.groupby("calibration")["error_pct"]
+    within = sum(bool((g.abs() <= 10).all()) for _, g in per)
+    cal = calibrations_table(measured)
+    px = max(next(iter(measured.values())).batch_time_fit or {0: 0})
+    text = [
+        "The study's regime (`experiment=fmnist_study`, 48 epochs, 192 commits) run with `executor=distributed` on "
+        "this machine: a server and 4 worker processes of one thread each on its 2 cores (`just forecast-check`), "
+        f"{len(rows['scheme'].unique())} runs ({', '.join(rows['scheme'].unique())}) one after another on the "
+        "otherwise quiet machine. The terms come from `dbsl calibrate --terms-only` alone: the tests per resolution, "
+        "the merge, a call's fixed cost and the link over TensorPipe on 127.0.0.1, the start-up and shut-down of the "
+        "executor's own processes, the training step timed again at the plan's batch sizes (`batch_time_fit`), the "
+        "shared cores and their efficiency. Nothing is fitted to the runs.",
+        f"The terms were measured {len(measured)} times, minutes apart, on the same quiet machine (calibration 1 "
+        "just before the runs, by the first version of the measurement, which had no core-efficiency probe, so 1.0; "
+        "2 and 3 just after). They differ: the training step at "
+        f"{px} px and batch 64 took {span_s(cal['train_batch64_s'])} s, the core efficiency came out "
+        f"{span_s(cal['core_efficiency'], 3)}. That drift of this machine, not a missing term, sets how close a "
+        "forecast can get here. Every calibration forecasts every run: "
+        + "; ".join(f"calibration {k}: {span(g)} %" for k, g in per) + f" against the records' wall time. {within} of "
+        f"the {len(measured)} calibrations put all runs within the 10 % goal. " + efficiency_sentence(root, measured)
+        + " " + change_sentence(rows) + " The training-only time model (the "
+        "simulated executor's clock, which knows neither the shared cores nor the tests) gives "
+        + ", ".join(f"{r.training_only_s:.0f} s for the {r.scheme} run of {r.wall_s:.0f} s"
+                    for r in rows[rows["calibration"] == max(measured)].itertuples()) + "."]
+    shown = rows.copy()
+    for column in shown.columns.drop(["calibration", "scheme", "seed", "commits"]):
+        shown[column] = shown[column].map(lambda v: num(v, 2 if column.endswith("pct") else 1, column.endswith("pct")))
+    cal_shown = cal.copy()
+    for column in cal.columns.drop("calibration"):
+        cal_shown[column] = cal_shown[column].map(lambda v: num(v, 3))
+    parts_shown = parts.assign(measured_s=parts["measured_s"].map(lambda v: num(v, 1)),
+                               forecast_s=parts["forecast_s"].map(lambda v: num(v, 1)))
+    return Section("Distributed runs on this machine, forecast", text, tables=[
+        Table("forecast_distributed", "Distributed runs: whole-run wall time against each calibration's forecast",
+              rows, shown),
+        Table("forecast_calibrations", "The measurements of the terms (calibrate --terms-only), minutes apart", cal,
+              cal_shown),
+        Table("forecast_distributed_parts", f"The workers' time by part (mean seconds per worker): measured and "
+              f"forecast with calibration {max(measured)}", parts, parts_shown)],
+        figures=[distributed_figure(parts, out)] if figures else [])
+
+
+def change_sentence(rows: pd.DataFrame) -> str:
+    """Each scheme's change against the baseline: measured (the records) and forecast (by each calibration)."""
+    parts = []
+    for scheme in [x for x in rows["scheme"].unique() if x != "baseline"]:
+        forecast = []
+        for k, g in rows.groupby("calibration"):
+            g = g.set_index("scheme")
+            forecast.append(100 * (g.loc[scheme, "forecast_s"] / g.loc["baseline", "forecast_s"] - 1))
+        g = rows[rows["calibration"] == rows["calibration"].min()].set_index("scheme")
+        measured = 100 * (g.loc[scheme, "wall_s"] / g.loc["baseline", "wall_s"] - 1)
+        parts.append(f"{scheme} {measured:+.1f} % measured, {min(forecast):+.1f} to {max(forecast):+.1f} % forecast")
+    return ("The change against the baseline, which one calibration's drift moves for every scheme alike, comes out "
+            "closer: " + "; ".join(parts) + ".")
+
+
+def efficiency_sentence(root: Path, measured: dict) -> str:
+    """What the calibrations whose core efficiency is not 1 would forecast with 1 (the probe's noisiest term)."""
+    parts = []
+    for k, terms in measured.items():
+        if terms.core_efficiency != 1.0:
+            plain = dataclasses.replace(terms, core_efficiency=1.0)
+            errors = pd.Series([distributed_runs.compare(run, plain)[0]["error_pct"]
+                                for run in distributed_runs.runs(root)])
+            parts.append(f"calibration {k} ({terms.core_efficiency:.3f}) would give {span(errors)} %")
+    return ("The core efficiency is the noisiest term (the same batches alone and on every worker at once, a few "
+            "seconds each): with 1.0 instead, " + "; ".join(parts) + ".") if parts else ""
+
+
+def span_s(values: pd.Series, digits: int = 3) -> str:
+    return f"{values.min():.{digits}f} to {values.max():.{digits}f}"
+
+
 def capacity_figure(name: str, table: pd.DataFrame, out: Path, about: str):
     import matplotlib
 
@@ -207,7 +330,8 @@ def build_forecast_report(out: Path | str, figures: bool = True, force: bool = F
     remove_stale_staging(out)
     work = staging_folder(out)
     try:
-        page = [paper_section(), records_section(), capacity_section(work, figures)]
+        page = [paper_section(), records_section(), distributed_section(work, figures),
+                capacity_section(work, figures)]
         page = [section for section in page if section is not None]
         for section in page:
             for table in section.tables:
