@@ -158,6 +158,7 @@ def distributed_figure(parts: pd.DataFrame, out: Path):
                 bottom += value
             ax.text(i + 0.2 * (2 * j - 1), bottom, label, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(schemes)), schemes)
+    ax.margins(y=0.12)  # room for the bars' labels under the legend
     ax.set_ylabel("seconds per worker (mean over the workers)")
     ax.legend(fontsize=8, ncols=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     figure = save_figure(fig, out, "distributed_parts", "Each distributed run's workers: where their time went, "
