@@ -285,6 +285,9 @@ def _non_finite(node, prefix: str = "") -> str | None:
     return None
 
 
+SCHEME_SWITCHES = {(False, False): "baseline", (True, False): "dbsl", (False, True): "cpl", (True, True): "hybrid"}
+
+
 def validate(cfg: Config) -> Config:
     """Check ranges and consistency; raise ConfigError naming the key and the fix."""
     _migrate(cfg)
@@ -294,6 +297,12 @@ def validate(cfg: Config) -> Config:
     for key, allowed in CHOICES.items():
         value = _get(cfg, key)
         _require(value in allowed, key, value, f"must be one of {', '.join(allowed)}")
+    sc = cfg.scheme
+    named = SCHEME_SWITCHES[(sc.dual_batch, sc.cyclic)]
+    _require(sc.name == named, "scheme.name", sc.name,
+             f"the switches dual_batch={str(sc.dual_batch).lower()}, cyclic={str(sc.cyclic).lower()} make the scheme "
+             f"{named}, and the records and the report go by the name; choose a scheme with scheme={named} (or "
+             "scheme=baseline|dbsl|cpl|hybrid), which sets its name and switches together")
     _require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device", cfg.device,
              "must be auto, cpu, cuda or cuda:N")
     n = cfg.ps.num_workers

@@ -115,6 +115,11 @@ CASES = [
     ("run", ["experiment=smoke", "+foo=1"], 2, ["foo: no such setting", "+foo"]),  # Hydra adds it; nothing reads it
     ("plan", ["experiment=smoke", "+train.fast=true"], 2, ["train.fast: no such setting"]),
     ("run", ["experiment=smoke", "scheme=dbsl", "dbsl.num_small=9"], 2, ["dbsl.num_small=9", "ps.num_workers"]),
+    # a label that is not what runs: a baseline recorded as "dbsl" would count in the report as a DBSL seed
+    ("run", ["experiment=smoke", "scheme.name=dbsl"], 2, ["scheme.name='dbsl'", "make the scheme baseline",
+                                                           "scheme=baseline"]),
+    ("plan", ["experiment=smoke", "scheme=cpl", "scheme.dual_batch=true"], 2, ["scheme.name='cpl'",
+                                                                                "make the scheme hybrid"]),
     ("run", ["experiment=smoke", "dataset=cifar100", "dataset.root={tmp}"], 2, ["CIFAR-100 not found", "dataset.root"]),
     ("plan", ["experiment=paper_cifar10"], 2, ["experiment=paper_cifar10", "paper_cifar100"]),
     ("plan", ["experiment=smoke", "scheme=dbsl", "dbsl.extra_time_ratio=0.5"], 2, ["dbsl.extra_time_ratio=0.5"]),
