@@ -510,11 +510,23 @@ def test_a_parallel_sweep_of_bad_values_says_each_once_and_nothing_else(tmp_path
     user's does not have)."""
     proc = _console("dbsl.run", "-m", "experiment=smoke", "scheme=dbsl", "dbsl.num_small=9,8", "hydra/launcher=joblib",
                     "hydra.launcher.n_jobs=2", f"results_dir={tmp_path / 'results'}", cwd=tmp_path)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert proc.stderr == "" and "Traceback" not in proc.stdout, proc.stderr
+    # every run refused for bad input, nothing ran: bad input's exit status, and one error line at the end
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == ("error: every run of the multirun was refused: dbsl.num_small=9: n_S must lie in "
+                                   "0..ps.num_workers=4; lower dbsl.num_small or raise ps.num_workers"), proc.stderr
+    assert "Traceback" not in proc.stdout
     for n_small in (9, 8):
         assert proc.stdout.count(f"failed: dbsl.num_small={n_small}: n_S must lie in 0..ps.num_workers=4") == 1
     assert "0 completed, 0 skipped, 2 failed" in proc.stdout
+
+
+def test_a_multirun_where_some_runs_ran_is_a_failed_sweep_not_bad_input(tmp_path):
+    """One bad value beside a good one: the good run completes, so the sweep ends with status 1 (a failed run), not
+    2, and without the 'every run was refused' line."""
+    proc = _console("dbsl.run", "-m", *FAST, "scheme=dbsl", "dbsl.num_small=9,1", f"results_dir={tmp_path / 'r'}",
+                    cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "refused" not in proc.stderr and "1 completed, 0 skipped, 1 failed" in proc.stdout
 
 
 def test_ctrl_c_prints_one_line_saying_the_run_resumes(tmp_path):

@@ -184,3 +184,20 @@ def test_launcher_configs_compose():
     assert slurm._target_.endswith("submitit_launcher.SlurmLauncher")
     assert slurm.gpus_per_node == 1 and slurm.partition == "gpu" and slurm.timeout_min > 0
     assert local._target_.endswith("joblib_launcher.JoblibLauncher") and local.n_jobs == 2
+
+
+def test_a_grid_whose_every_run_is_refused_does_not_stop_the_next_grid(tmp_path):
+    """A grid's every job refused for bad input ends its multirun with status 2 (bad input); the preset still runs
+    its other grids, since that input was the grid's own, and ends with 1 (a failed run)."""
+    preset = tmp_path / "refused_grid.yaml"
+    tiny = " ".join(TINY)
+    preset.write_text("description: the first grid refused (n_S=9 > n=4), the second fine\n"
+                      f"grids:\n  - scheme=dbsl dbsl.num_small=9 {tiny}\n  - scheme=baseline {tiny}\n")
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "dbsl.sweep", str(preset), f"results_dir={results}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "WANDB_MODE": "disabled"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "every run of the multirun was refused: dbsl.num_small=9" in proc.stderr
+    statuses = {read_summary(r)["scheme"]: read_summary(r)["status"] for r in find_runs(results / "sweeps" /
+                                                                                          "refused_grid")}
+    assert statuses == {"baseline": "completed"}

@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import to_config
-from ..errors import Diverged, one_line, user_error
+from ..errors import Diverged, RecordError, one_line, user_error
 from ..machine import prepare
 from ..one_run import execute
 from ..ps.launch import torchrun_worker
@@ -52,6 +52,12 @@ def label_log_lines(label: str) -> None:
         handler.addFilter(RunLabel(label))
 
 
+def refused_input(known: BaseException | None) -> bool:
+    """A user error that refuses a run before it starts: bad input. Not a diverged run, nor a record's error (a
+    full disk mid-run is one), which may come after work was done."""
+    return known is not None and not isinstance(known, (Diverged, RecordError))
+
+
 def sweep_job(dcfg: DictConfig) -> dict:
     """One job of a multirun: run it, record its outcome, and keep the sweep going whatever happens to it."""
     hc = HydraConfig.get()
@@ -73,7 +79,8 @@ def sweep_job(dcfg: DictConfig) -> dict:
             else:  # bad input or a diverged run: the message says it all
                 log.error("run %s failed: %s", run_dir, one_line(known))
             status = "diverged" if isinstance(known, Diverged) else "failed"
-            outcome = job_outcome(status, run_dir, overrides, error=f"{type(err).__name__}: {err}")
+            outcome = job_outcome(status, run_dir, overrides, error=f"{type(err).__name__}: {err}",
+                                  bad_input=refused_input(known))
     if not torchrun_worker():  # under torchrun the server (rank 0) reports the run, ranks 1..n serve it
         write_job_outcome(hc.sweep.dir, hc.job.num, outcome)
     return outcome

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,8 +32,9 @@ LAST_SWEEP: dict | None = None  # counts of the last multirun in this process (s
 
 
 def job_outcome(status: str, run_dir: str, overrides: Iterable[str], summary: dict | None = None,
-                error: str | None = None) -> dict:
-    """One job's outcome: what ran, how it ended, and its headline numbers."""
+                error: str | None = None, bad_input: bool = False) -> dict:
+    """One job's outcome: what ran, how it ended, and its headline numbers (``bad_input``: refused before any
+    work, the user's input at fault)."""
     if status not in OUTCOMES:
         raise ValueError(f"job status must be one of {OUTCOMES}, not {status!r}")
     summary = summary or {}
@@ -40,7 +42,7 @@ def job_outcome(status: str, run_dir: str, overrides: Iterable[str], summary: di
     return {"run": Path(run_dir).name, "run_dir": str(run_dir), "status": status, "overrides": list(overrides),
             "best_test_top1": best.get("test_top1"), "final_test_top1": final.get("test_top1"),
             "modelled_time": summary.get("modelled_time"), "wall_time": summary.get("wall_time"),
-            "error": error or summary.get("error"), "updated": time.time()}
+            "error": error or summary.get("error"), "bad_input": bad_input, "updated": time.time()}
 
 
 def write_job_started(sweep_dir: Path | str, job_num: int) -> None:
@@ -119,12 +121,24 @@ class SweepSummary(Callback):
         merge_sweep_summary(sweep_dir, outcomes, {"started": getattr(self, "started", None), "finished": time.time(),
                                                   "overrides": list(config.hydra.overrides.task), **counts})
         print_outcomes(f"sweep {config.get('sweep_name', sweep_dir.name)}: {sweep_dir}", outcomes)
-        LAST_SWEEP = {"sweep_dir": str(sweep_dir), **counts}
+        LAST_SWEEP = {"sweep_dir": str(sweep_dir), **counts, "refused": refused(outcomes)}
         if counts["failed"] or counts["diverged"]:
             log.error("%d of %d runs failed or diverged (errors in the table above and in %s)",
                       counts["failed"] + counts["diverged"], len(outcomes), sweep_dir / SUMMARY_FILE)
 
 
+def refused(outcomes: list[dict]) -> str | None:
+    """The first error when every run of a multirun was refused for bad input (nothing ran), else None."""
+    if outcomes and all(o["status"] == "failed" and o.get("bad_input") for o in outcomes):
+        return outcomes[0]["error"]
+    return None
+
+
 def sweep_exit_code() -> int:
-    """1 when the last multirun of this process had a failed or diverged run, else 0."""
+    """2 when every run of the last multirun of this process was refused for bad input (dbsl's code for bad input;
+    the error is then also printed as one ``error:`` line), 1 when it had a failed or diverged run, else 0."""
+    if LAST_SWEEP and LAST_SWEEP.get("refused"):
+        error = LAST_SWEEP["refused"].split(": ", 1)[-1]
+        print(f"error: every run of the multirun was refused: {error}", file=sys.stderr)
+        return 2
     return 1 if LAST_SWEEP and (LAST_SWEEP.get("failed") or LAST_SWEEP.get("diverged")) else 0

@@ -172,9 +172,11 @@ def run_preset(preset: Preset, extra: Sequence[str], dry_run: bool = False) -> i
         print(f"$ {shlex.join(command)}\n  {len(expand_jobs(overrides))} runs", flush=True)
         if dry_run:
             continue
+        launched = len(read_sweep_summary(sweep_dir(preset, extra))["invocations"])
         with Progress(preset.name, sweep_dir(preset, extra), progress):
             code = subprocess.call(command)
-        if code == 2:  # bad input for the whole grid (its one-line error is printed): the other grids share it
+        launched = len(read_sweep_summary(sweep_dir(preset, extra))["invocations"]) > launched
+        if code == 2 and not launched:  # bad input before any job (its one line is printed): the other grids share it
             return 2
         if code:
             status = 1
