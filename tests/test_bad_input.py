@@ -480,6 +480,20 @@ def _console(*args: str, cwd: Path, prefix=(), **kw) -> subprocess.CompletedProc
                           timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)}, **kw)
 
 
+@pytest.mark.parametrize("command", [["run", "experiment=smok"], ["plan", "experiment=smoke", "optim.lr=-1"],
+                                     ["forecast", "experiment=smok"], ["calibrate", "experiment=smok"]],
+                         ids=lambda c: " ".join(c))
+def test_no_warning_before_the_error_line_in_a_folder_without_results(command, tmp_path):
+    """In a fresh folder (no results/conf, which Hydra's search path names) every warning shown (-W default): the
+    console's stderr is dbsl's one error line and nothing before it (Hydra warned that the search path's folder
+    was not available)."""
+    proc = subprocess.run([sys.executable, "-W", "default", "-m", "dbsl", *command], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+
+
 def test_console_errors_a_sweep_and_a_read_only_results_dir(tmp_path):
     """The real consoles: the preset listing of `dbsl.sweep` (its runs' Hydra app fails at once) and a results_dir
     that this user may not write (root drops its override of file permissions with setpriv)."""
