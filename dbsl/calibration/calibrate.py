@@ -6,7 +6,9 @@ Calibrates the time model on this machine (CUDA or CPU): for each resolution it 
 training step (LocalTrainer on Pipeline batches) over a range of batch sizes (warm-up, repeats, median), fits the
 paper's line t(B) = a*B + b, keeps the measured table where the line fits badly, writes the hardware profile
 ``results/conf/hardware/<name>.yaml`` (then ``hardware=<name>``), and checks it as the paper's Table 4 does by
-timing whole mini-epochs of the current plan. Tables and a plot go to ``results/calibration/<name>/``.
+timing whole mini-epochs of the current plan. Tables and a plot go to ``results/calibration/<name>/``. Then it
+measures the forecast's other terms (:mod:`dbsl.calibration.overheads`) into ``results/conf/forecast/<name>.yaml``;
+``--terms-only`` measures only those, for the profile a run already uses.
 """
 from __future__ import annotations
 
@@ -232,6 +234,12 @@ def _validate(cfg, hw, settings, bench, dataset_size, clock, report, result: Res
         report(f"Table-4 check: worst |error| {max(errors):.1%} over {len(errors)} mini-epochs -> {path}")
 
 
+def check_clock(clock: str, device: torch.device) -> None:
+    if clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
+        raise ConfigError("--clock cpu: CPU seconds measure a run's time only on the CPU with one thread; "
+                          "add train.threads=1 (and device=cpu)")
+
+
 def calibrate_terms(cfg: Config, result: Result, source, device: torch.device, quick: bool, command: str,
                     say: Callable[[str], None]) -> Path:
     """Measure the forecast terms with the new profile's plan (the config's own where that has none) and write them
@@ -253,6 +261,7 @@ def calibrate_terms_only(cfg: Config, device: torch.device, quick: bool = False,
     out_dir = layout.calibration_dir(cfg.results_dir, name)
     for folder in (out_dir, layout.conf_dir(cfg.results_dir, "forecast")):
         check_output_dir(folder, "results_dir")
+    check_clock(clock, device)
     say(f"measuring the forecast terms of hardware={name} on {device} ({torch.get_num_threads()} threads); the "
         "profile itself is left as it is")
     busy = machine_load(device)
@@ -313,9 +322,7 @@ def calibrate(cfg: Config, device: torch.device, settings: Settings, name: Optio
     for folder in (layout.conf_dir(cfg.results_dir, "hardware"), layout.calibration_dir(cfg.results_dir, name),
                    layout.conf_dir(cfg.results_dir, "forecast")):
         check_output_dir(folder, "results_dir")
-    if clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
-        raise ConfigError("--clock cpu: CPU seconds measure a run's time only on the CPU with one thread; "
-                          "add train.threads=1 (and device=cpu)")
+    check_clock(clock, device)
     say(f"calibrating {name} on {device} ({torch.get_num_threads()} threads): resolutions "
         f"{settings.resolutions}, {'quick' if quick else 'full'} mode")
     busy = machine_load(device)
