@@ -18,7 +18,7 @@ from ..config import ConfigError
 from .. import layout
 
 TABLES = ("eval_per_image", "batch_time_fit", "source")  # not settable with --set (a file sets them)
-POSITIVE = ("link_gbit", "merge_gbyte_s", "core_efficiency")  # rates: 0 would be an endless transfer (inf: instantaneous)
+POSITIVE = ("link_gbit", "merge_gbyte_s", "core_efficiency")  # rates: 0 would be endless work (inf: instantaneous)
 PACKAGED = Path(__file__).resolve().parent.parent / "conf" / "forecast"
 
 
