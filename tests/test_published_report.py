@@ -104,13 +104,35 @@ def test_the_robustness_studys_arm_a_is_complete_with_its_reference():
     assert (primary["seeds_paired"] == 3).all()
 
 
-def test_the_readme_quotes_arm_as_answers_as_committed():
+def test_the_robustness_studys_arm_c_primary_runs_are_complete_and_its_gap_met():
+    """sweeps/robustness.md: arm C's primary runs (baseline and DBSL n_S=2 x seeds 0-4, the regime with a
+    generalisation gap) are in with their post-hoc checks; its one primary contrast pairs 5 seeds, and the health
+    level is met: the baseline's final models are at least 5 pp better on their training images than on the test
+    set, and their test loss at least 0.2 above their train loss."""
+    report, records = REPO / "reports" / "robustness", REPO / "results" / "sweeps" / "robustness"
+    runs = pd.read_csv(report / "tables" / "runs.csv")
+    arm_c = runs[runs["run_dir"].str.contains("experiment=robust_c")]
+    primary_runs = arm_c[arm_c["scheme"].isin(["baseline", "dbsl"])]
+    assert len(primary_runs) == 10 and (primary_runs["status"] == "completed").all() and primary_runs["included"].all()
+    assert sorted(primary_runs["seed"]) == sorted(list(range(5)) * 2)
+    assert all((records / Path(r).name / "posthoc.json").is_file() for r in primary_runs["run_dir"])
+    contrasts = pd.read_csv(report / "tables" / "prereg_contrasts_c.csv")
+    primary = contrasts[contrasts["role"] == "primary"]
+    assert list(primary["group"].str.split().str[0]) == ["dbsl"] and (primary["seeds_paired"] == 5).all()
+    final = pd.read_csv(report / "tables" / "final_models.csv")
+    base = final[final["experiment"].str.startswith("robust_c") & final["label"].str.startswith("baseline")].iloc[0]
+    assert base["train_top1_pct_mean"] - base["test_top1_pct_mean"] >= 5
+    assert base["test_loss_mean"] - base["train_loss_mean"] >= 0.2
+
+
+def test_the_readme_quotes_the_robustness_answers_as_committed():
     readme = (REPO / "README.md").read_text()
     text = (REPO / "reports" / "robustness" / "README.md").read_text()
     answers = text.split("## Answers\n", 1)[1].split("\n## ", 1)[0]
-    arm_a = [p.strip() for p in answers.split("\n\n") if p.strip().startswith("**Arm A, Primary")]
-    assert len(arm_a) == 2
-    for paragraph in arm_a:
+    quoted = [p.strip() for p in answers.split("\n\n")
+              if p.strip().startswith(("**Arm A, Primary", "**Arm C, Primary"))]
+    assert len(quoted) == 3
+    for paragraph in quoted:
         assert paragraph in readme, paragraph
 
 
