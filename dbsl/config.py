@@ -194,6 +194,7 @@ class Config:
     overwrite: bool = False  # start again even if the run directory holds a completed run
     fail_fast: bool = False  # in a multirun, stop the sweep at the first failing run
     checkpoint_every: int = 0  # commits between checkpoints besides the phase changes; 0: phase changes only
+    checkpoint_minutes: float = 10.0  # also a checkpoint once this much wall time passed since the last one; 0: off
 
 
 def register() -> None:
@@ -375,6 +376,7 @@ def validate(cfg: Config) -> Config:
     _require(cfg.executor.jitter >= 0, "executor.jitter", cfg.executor.jitter, "must be >= 0")
     _require(cfg.executor.timeout > 0, "executor.timeout", cfg.executor.timeout, "must be > 0 seconds")
     _require(cfg.checkpoint_every >= 0, "checkpoint_every", cfg.checkpoint_every, "must be >= 0")
+    _require(cfg.checkpoint_minutes >= 0, "checkpoint_minutes", cfg.checkpoint_minutes, "must be >= 0 (0: off)")
     for key in ("results_dir", "output_dir"):
         _require(bool(getattr(cfg, key).strip()), key, getattr(cfg, key),
                  "empty (an unset shell variable?); give a folder, e.g. results_dir=results")

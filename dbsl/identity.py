@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 NON_IDENTITY_KEYS = (
     "resume", "overwrite", "fail_fast", "device", "results_dir", "sweep_name", "logger", "logger.wandb",
     "logger.mode", "logger.progress", "logger.project", "logger.entity", "logger.group", "logger.tags",
-    "train.threads", "checkpoint_every", "hydra.launcher.n_jobs", "hydra/launcher",
+    "train.threads", "checkpoint_every", "checkpoint_minutes", "hydra.launcher.n_jobs", "hydra/launcher",
 )
 # ... and resolved-config keys that do not either: where the run lives, and the seed (a group spans seeds)
 RECORD_ONLY_KEYS = ("seed", "output_dir", "results_dir", "sweep_name", "hydra")

@@ -33,6 +33,7 @@ BAD = [
     (["dataset.augment=cutout"], "dataset.augment"),
     (["model.bn_momentum=1.0"], "model.bn_momentum"),
     (["model.bn_eps=0"], "model.bn_eps"),
+    (["checkpoint_minutes=-1"], "checkpoint_minutes"),
 ]
 
 

@@ -109,6 +109,32 @@ def test_completed_run_is_skipped(compose, tmp_path):
     assert not (Path(first["run_dir"]) / "checkpoint.pt").exists()
 
 
+def test_a_run_killed_inside_its_first_phase_resumes_from_a_timed_checkpoint(tmp_path):
+    # one LR stage and one CPL stage: the only checkpoints are the timed ones (every 0.0005 min = 30 ms of wall time)
+    args = FAST + ["schedule.epochs=6", "optim.lr_milestones=[]", "schedule.cycle_ends=[]",
+                   "schedule.resolutions=[16]", "schedule.dropouts=[0.1]", "schedule.batch_large=[32]",
+                   "checkpoint_minutes=0.0005", "logger.progress=false", "train.threads=1"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    victim = tmp_path / "victim"
+
+    def start():
+        return subprocess.Popen([sys.executable, "-m", "dbsl.run", *args, f"hydra.run.dir={victim}"], cwd=tmp_path,
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    proc, deadline = start(), time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (victim / "checkpoint.pt").exists():
+        time.sleep(0.02)
+    assert proc.poll() is None, "no checkpoint before the run's end"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = start()
+    assert resumed.wait(timeout=240) == 0, resumed.stderr.read()
+    import json
+
+    summary = json.loads((victim / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["resumed_from_commit"] > 0
+
+
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     args = FAST + ["scheme=hybrid", "schedule.epochs=12", "optim.lr_milestones=[8]",
                    "schedule.cycle_ends=[4,8,10,12]", "checkpoint_every=2", "executor.jitter=0.3",

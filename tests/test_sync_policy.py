@@ -70,3 +70,21 @@ def test_checkpoint_at_phase_starts_and_every_k_commits_but_never_after_the_last
     bsp.push_round([1, 2, 3], [bsp.state] * 3)  # commits 3..5: the 5th merge is inside this round
     assert bsp.checkpoint_due([3, 4, 5])
 
+
+
+def test_checkpoint_after_minutes_of_wall_time_since_the_last_one_even_inside_one_phase():
+    import time
+
+    minutes = 0.05  # 3 s
+    ps = server(SyncPolicy("ASP", checkpoint_minutes=minutes), commits=12)  # one phase, no checkpoint_every
+    ps.push(1, ps.state)
+    assert not ps.checkpoint_due([0])  # microseconds after the start: not yet
+    time.sleep(60 * minutes + 0.1)
+    ps.push(2, ps.state)
+    assert ps.checkpoint_due([1])  # 3.1 s since the start >= 3 s
+    ps.push(3, ps.state)
+    assert not ps.checkpoint_due([2])  # the clock starts again at the checkpoint just taken
+    off = server(SyncPolicy("ASP", checkpoint_minutes=0), commits=12)
+    time.sleep(0.01)
+    off.push(1, off.state)
+    assert not off.checkpoint_due([0])  # 0: off

@@ -6,6 +6,7 @@ only its last), and when a checkpoint is due. An executor only decides *when* pu
 """
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Sequence
@@ -29,20 +30,21 @@ def mergeable_keys(state: State, merge_buffers: bool = True) -> List[str]:
 @dataclass(frozen=True)
 class SyncPolicy:
     """The synchronisation rules (``ps.sync``, ``ps.staleness``), the test schedule (``train.eval_every``) and the
-    checkpoint schedule (``checkpoint_every``; also at every phase change) of a run."""
+    checkpoint schedule (``checkpoint_every``, ``checkpoint_minutes``; also at every phase change) of a run."""
 
     sync: str = "ASP"  # ASP: merge on arrival; SSP: ASP with a staleness bound; BSP: rounds of n pushes
     staleness: int = 0  # SSP: how many pushes a worker may lead the slowest by and still pull
     eval_every: int = 1  # test the merged model every m commits (and always at the last)
     checkpoint_every: int = 0  # 0: only at phase changes
+    checkpoint_minutes: float = 0.0  # also once this much wall time passed since the last one; 0: off
     final_window: int = 0  # test every one of the last w commits too (train.eval_final_epochs * n)
 
     @classmethod
     def of(cls, cfg, plan: Plan) -> "SyncPolicy":
         """The run's rules, from its config (``ps.sync``, ``ps.staleness``, ``train.eval_every``,
-        ``checkpoint_every``, ``train.eval_final_epochs`` counted in commits of the plan)."""
+        ``checkpoint_every``, ``checkpoint_minutes``, ``train.eval_final_epochs`` counted in commits of the plan)."""
         return cls(cfg.ps.sync, cfg.ps.staleness, cfg.train.eval_every, cfg.checkpoint_every,
-                   final_window=cfg.train.eval_final_epochs * plan.num_workers)
+                   cfg.checkpoint_minutes, final_window=cfg.train.eval_final_epochs * plan.num_workers)
 
     @property
     def rounds(self) -> bool:
@@ -61,6 +63,7 @@ class ParameterServer:
         self._tensors = [self.state[k] for k in self.keys]
         self.commits = 0
         self.pushes = {rank: 0 for rank in range(1, plan.num_workers + 1)}
+        self.checkpointed_at = time.monotonic()  # wall time of the last checkpoint (or of the start)
 
     @property
     def done(self) -> bool:
@@ -122,12 +125,19 @@ class ParameterServer:
 
     def checkpoint_due(self, commits: Sequence[int]) -> bool:
         """Whether to checkpoint after the commits just merged (one push, or a BSP round): when a phase starts with
-        the next commit or a multiple of ``checkpoint_every`` commits was reached within them; never after the last
-        commit (the run then completes)."""
+        the next commit, a multiple of ``checkpoint_every`` commits was reached within them, or ``checkpoint_minutes``
+        of wall time passed since the last checkpoint (so that a run stopped before its first phase change loses
+        little); never after the last commit (the run then completes). A True answer counts as the checkpoint
+        taken. When checkpoints are taken does not change what a run computes."""
         if self.done:
             return False
         starts, every = {p.start for p in self.plan.phases}, self.policy.checkpoint_every
-        return any(c + 1 in starts or bool(every and (c + 1) % every == 0) for c in commits)
+        now, minutes = time.monotonic(), self.policy.checkpoint_minutes
+        due = (any(c + 1 in starts or bool(every and (c + 1) % every == 0) for c in commits)
+               or bool(minutes and now - self.checkpointed_at >= 60 * minutes))
+        if due:
+            self.checkpointed_at = now
+        return due
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
