@@ -38,3 +38,33 @@ def test_cpu_isa_avx2_equals_the_kernels_pinned_from_outside(tmp_path):
 
     assert native["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert native["environment"]["cpu"] and native["environment"]["threads"] == 1
+
+
+def test_cpu_isa_avx2_caps_the_workers_of_a_torchrun_run_too(tmp_path):
+    """torchrun starts every rank with the user's environment: the workers must cap their kernels themselves, or
+    (on an AVX-512 machine such as this one) the server's avx2 record hides workers that trained with AVX-512.
+    BSP with one thread per process: the distributed run must equal, bit for bit, a simulated run whose kernels are
+    capped from outside."""
+    tiny = ["experiment=smoke", "scheme=hybrid", "ps.num_workers=2", "dbsl.num_small=1", "dataset.synthetic_train=256",
+            "dataset.synthetic_test=64", "schedule.epochs=4", "optim.lr_milestones=[2]", "schedule.cycle_ends=[1,2,3,4]",
+            "train.eval_every=2", "train.threads=1", "logger.progress=false", "ps.sync=BSP"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):
+        env.pop(var, None)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    dist = tmp_path / "dist"
+    done = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "3", "-m", "dbsl.run",
+                           "executor=distributed", *tiny, "train.cpu_isa=avx2", f"hydra.run.dir={dist}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sim = tmp_path / "sim"
+    done = subprocess.run([sys.executable, "-m", "dbsl.run", *tiny, f"hydra.run.dir={sim}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**env, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def losses(run):
+        with open(run / "metrics.csv") as fh:
+            return [(r["commit"], r["train_loss"], r["test_loss"]) for r in csv.DictReader(fh)]
+
+    assert len(losses(dist)) == 8 and losses(dist) == losses(sim)  # every commit's losses, to the last digit

@@ -20,7 +20,7 @@ import time
 
 from ..config import Config
 from ..data import load_dataset
-from ..machine import prepare
+from ..machine import pin_cpu_isa, prepare
 from . import remote_server as server
 from . import transport
 from .context import RunContext
@@ -82,9 +82,9 @@ class Conversation:
 def train(role: Role, talk: Conversation) -> None:
     """The worker loop, from the first pull to the server's "done"."""
     cfg, plan = talk(server.describe)
-    # the same set-up call as every process (threads, device); the CPU ISA is left as the process started with it,
-    # as before (whether workers should pin train.cpu_isa is open: the server's record says what it pinned)
-    device = prepare(cfg.train.threads, sharing=role.local_world_size, device=cfg.device, local_rank=role.local_rank)
+    # the same set-up call as every process (CPU ISA, threads, device); the ISA was capped before joining the server
+    device = prepare(cfg.train.threads, sharing=role.local_world_size, cpu_isa=cfg.train.cpu_isa, device=cfg.device,
+                     local_rank=role.local_rank)
     ctx = RunContext(cfg, plan, load_dataset(cfg.dataset, cfg.seed), device, record=None)
     pipeline = ctx.new_pipeline()
     worker = ctx.new_worker(role.rank, pipeline)
@@ -116,7 +116,9 @@ def train(role: Role, talk: Conversation) -> None:
 
 
 def run_worker(role: Role, cfg: Config, generation: int | None = None) -> None:
-    """Serve as worker ``role.rank`` until the run ends; ``cfg`` only says how to reach the server."""
+    """Serve as worker ``role.rank`` until the run ends; ``cfg`` only says how to reach the server and which CPU
+    kernels to use (``train.cpu_isa``, capped before the first tensor operation, which joining the server is)."""
+    pin_cpu_isa(cfg.train.cpu_isa)
     _suffer(injected_fault(role.rank), 0)
     timeout = cfg.executor.timeout
     transport.init(role.rank, role.world_size, role.master_addr, role.master_port, max(timeout, transport.STARTUP),
