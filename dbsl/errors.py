@@ -2,7 +2,7 @@
 
 :class:`UserError` is bad input (a config value, a path, a dataset, a damaged run record, an impossible budget);
 its message names the key or file and the fix. The tools exit with status 2 on one, and with status 1 on a run
-that :class:`Diverged`. Anything else is an internal error and keeps its traceback. ``--debug`` (or Hydra's
+that :class:`Diverged` or met a :class:`RunFailure` (a dead worker). Anything else is an internal error and keeps its traceback. ``--debug`` (or Hydra's
 ``HYDRA_FULL_ERROR=1``) shows the traceback of user errors too.
 
 Hydra's own composition errors (an unknown preset or key, a value of the wrong type) count as user errors; they
@@ -34,6 +34,14 @@ class RecordError(UserError):
 
 class Diverged(RuntimeError):
     """The training loss (or the test loss) became NaN or infinite: the run ends with status ``diverged``."""
+
+    exit_code = 1
+
+
+class RunFailure(RuntimeError):
+    """A run that started and could not go on for a reason its message names (a worker of the distributed executor
+    died, failed or stopped answering): one ``error:`` line with the way on, status 1; the record says failed and
+    keeps what ran."""
 
     exit_code = 1
 
@@ -74,7 +82,7 @@ def user_error(err: BaseException) -> BaseException | None:
 
     seen, depth = err, 0
     while seen is not None and depth < 10:
-        if isinstance(seen, (UserError, Diverged)):
+        if isinstance(seen, (UserError, Diverged, RunFailure)):
             return seen
         # OmegaConf hides the cause (e.g. a resolver's UserError) as the context of its own error
         seen = seen.__cause__ or (seen.__context__ if isinstance(seen, OmegaConfBaseException) else None)
@@ -126,7 +134,8 @@ def reported(interrupted: str) -> Iterator[None]:
         found = None if _debug else user_error(err)
         if found is None:
             raise
-        print(f"error: {one_line(found)}", file=sys.stderr, flush=True)
+        way_on = f" ({interrupted})" if isinstance(found, RunFailure) else ""
+        print(f"error: {one_line(found)}{way_on}", file=sys.stderr, flush=True)
         raise SystemExit(getattr(found, "exit_code", 2)) from None
 
 

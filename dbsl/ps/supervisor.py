@@ -12,12 +12,12 @@ import logging
 import time
 from typing import Iterable, Protocol
 
-from ..errors import Diverged
+from ..errors import Diverged, RunFailure
 
 log = logging.getLogger("dbsl")
 
 
-class WorkerFailure(RuntimeError):
+class WorkerFailure(RunFailure):
     """A worker died, failed or stopped answering; the message names it and the last commit."""
 
 

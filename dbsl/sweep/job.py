@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import to_config
-from ..errors import Diverged, RecordError, one_line, user_error
+from ..errors import Diverged, RecordError, RunFailure, one_line, user_error
 from ..machine import prepare
 from ..one_run import execute
 from ..ps.launch import torchrun_worker
@@ -53,9 +53,9 @@ def label_log_lines(label: str) -> None:
 
 
 def refused_input(known: BaseException | None) -> bool:
-    """A user error that refuses a run before it starts: bad input. Not a diverged run, nor a record's error (a
-    full disk mid-run is one), which may come after work was done."""
-    return known is not None and not isinstance(known, (Diverged, RecordError))
+    """A user error that refuses a run before it starts: bad input. Not a diverged run, a dead worker, nor a record's
+    error (a full disk mid-run is one), which may come after work was done."""
+    return known is not None and not isinstance(known, (Diverged, RecordError, RunFailure))
 
 
 def sweep_job(dcfg: DictConfig) -> dict:
@@ -76,7 +76,7 @@ def sweep_job(dcfg: DictConfig) -> dict:
             known = user_error(err)
             if known is None:
                 log.error("run %s failed:\n%s", run_dir, traceback.format_exc(limit=20))
-            else:  # bad input or a diverged run: the message says it all
+            else:  # bad input, a diverged run or a dead worker: the message says it all
                 log.error("run %s failed: %s", run_dir, one_line(known))
             status = "diverged" if isinstance(known, Diverged) else "failed"
             outcome = job_outcome(status, run_dir, overrides, error=f"{type(err).__name__}: {err}",
