@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dbsl.report.__main__ import main
+from dbsl.cli.report import main
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = ["fashion_mnist_cpu", "fmnist_study", "robustness"]

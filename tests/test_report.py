@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from dbsl.identity import run_identity
 from dbsl.record import RunRecord
-from dbsl.report.__main__ import main
+from dbsl.cli.report import main
 from dbsl.report.paper import paper_results
 from dbsl.one_run import execute
 

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from dbsl.plan import build_plan, dataset_size
-from dbsl.report.__main__ import main
+from dbsl.cli.report import main
 
 # final top-1 (%) per seed, entered by hand
 FINAL = {

@@ -50,7 +50,7 @@ def window_runs(tmp_path_factory):
     """Baseline and DBSL, seeds 0 and 1, on the smoke preset with the last 2 of its 6 epochs tested at every commit
     and a periodic test every 4th commit; the post-hoc checks of all four; a report on the final window."""
     from dbsl.compose import compose_config
-    from dbsl.report.__main__ import main as report
+    from dbsl.cli.report import main as report
 
     root = tmp_path_factory.mktemp("window")
     summaries = {}
@@ -248,7 +248,7 @@ def hand_study(root: Path, arms: dict, monkeypatch) -> tuple[Path, dict]:
 
 
 def test_the_report_reads_the_final_models_checks_and_pairs_the_recalibration(tmp_path, monkeypatch):
-    from dbsl.report.__main__ import main
+    from dbsl.cli.report import main
     from scipy import stats as sstats
 
     records, _ = hand_study(tmp_path, {"smoke": 0.0}, monkeypatch)
@@ -276,7 +276,7 @@ def test_the_report_reads_the_final_models_checks_and_pairs_the_recalibration(tm
 
 
 def test_a_study_of_arms_judges_each_arm_against_its_own_baseline(tmp_path, monkeypatch):
-    from dbsl.report.__main__ import main
+    from dbsl.cli.report import main
 
     records, finals = hand_study(tmp_path, {"arm_one": 1.0, "arm_two": -1.0}, monkeypatch)
     prereg = tmp_path / "arms.md"

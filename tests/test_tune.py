@@ -150,7 +150,7 @@ def test_bad_options_name_the_fix(tmp_path, capsys):
 
 def test_a_pruned_trials_run_is_recorded_and_reported_as_pruned(compose, tmp_path):
     """Issue 29: the tuning report listed pruned trials as failed."""
-    from dbsl.report.__main__ import main as report
+    from dbsl.cli.report import main as report
     from dbsl.one_run import execute
 
     class Prune:
