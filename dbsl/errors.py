@@ -38,6 +38,13 @@ class Diverged(RuntimeError):
     exit_code = 1
 
 
+class Unavailable(RuntimeError):
+    """What a command needs is not there now, through no fault of its input (no W&B API key, a server that does
+    not answer, a port taken): one ``error:`` line that says what to do, status 1."""
+
+    exit_code = 1
+
+
 class RunFailure(RuntimeError):
     """A run that started and could not go on for a reason its message names (a worker of the distributed executor
     died, failed or stopped answering): one ``error:`` line with the way on, status 1; the record says failed and
@@ -82,7 +89,7 @@ def user_error(err: BaseException) -> BaseException | None:
 
     seen, depth = err, 0
     while seen is not None and depth < 10:
-        if isinstance(seen, (UserError, Diverged, RunFailure)):
+        if isinstance(seen, (UserError, Diverged, RunFailure, Unavailable)):
             return seen
         # OmegaConf hides the cause (e.g. a resolver's UserError) as the context of its own error
         seen = seen.__cause__ or (seen.__context__ if isinstance(seen, OmegaConfBaseException) else None)

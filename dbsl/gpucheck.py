@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import sys
 import tempfile
 import time
 import traceback
@@ -42,6 +41,7 @@ import torch.nn.functional as F
 from . import __version__
 from .compose import compose_config
 from .data import Pipeline, load_dataset
+from .errors import UserError
 from .local_training import LocalTrainer, evaluate
 from .models import build_model
 from .one_run import execute
@@ -375,8 +375,7 @@ def gpu_check(out: Path | str = "results/gpu_check", only: str = "", keep_runs: 
     names = list(Checks(torch.device("cpu"), Path()).all())
     only = [n for n in only.split(",") if n]
     if unknown := [n for n in only if n not in names]:
-        print(f"error: --only {','.join(unknown)}: no such check; the checks are {', '.join(names)}", file=sys.stderr)
-        return 2
+        raise UserError(f"--only {','.join(unknown)}: no such check; the checks are {', '.join(names)}")
     if not cpu and not torch.cuda.is_available():
         print("skipped: no CUDA")
         print(f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}, sees no GPU)")

@@ -9,12 +9,11 @@ free port. Ctrl-C stops it.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from . import layout
-from .config import ConfigError
+from .errors import Unavailable, UserError
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -27,14 +26,13 @@ def study_journal(results_dir: Path, study: str) -> Path:
 
 
 def serve(study: str, port: int = 8080, results_dir: Path = Path("results")) -> int:
-    """Serve ``study``'s journal under ``results_dir`` on 127.0.0.1:``port`` until Ctrl-C; the exit status (2: no
-    such study or a damaged journal, 1: the port is taken)."""
+    """Serve ``study``'s journal under ``results_dir`` on 127.0.0.1:``port`` until Ctrl-C. No such study or a damaged
+    journal is a :class:`~dbsl.errors.UserError`, a port taken :class:`~dbsl.errors.Unavailable`."""
     journal = study_journal(results_dir, study)
     if not journal.is_file():
         known = layout.studies(results_dir)
-        print(f"error: no study journal {journal} (studies under {results_dir / 'tune'}: "
-              f"{', '.join(known) or 'none'}); start one with `just tune --study {study} ...`", file=sys.stderr)
-        return 2
+        raise UserError(f"no study journal {journal} (studies under {results_dir / 'tune'}: "
+                        f"{', '.join(known) or 'none'}); start one with `just tune --study {study} ...`")
     import optuna
     import optuna_dashboard
     from optuna.storages import JournalStorage
@@ -42,23 +40,17 @@ def serve(study: str, port: int = 8080, results_dir: Path = Path("results")) -> 
 
     from .tune import checked_journal  # here: it imports torch, which --help and the errors above do not need
 
-    try:
-        checked_journal(journal, repair=False)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    checked_journal(journal, repair=False)  # a damaged journal: ConfigError
     storage = JournalStorage(JournalFileBackend(str(journal)))
     try:
         study_id = storage.get_study_id_from_name(study)
     except KeyError:
-        print(f"error: {journal} holds no study named {study!r}", file=sys.stderr)
-        return 2
+        raise UserError(f"{journal} holds no study named {study!r}") from None
     try:
         server = make_server("127.0.0.1", port, optuna_dashboard.wsgi(storage), handler_class=QuietHandler)
     except OSError as err:
-        print(f"error: cannot listen on 127.0.0.1:{port} ({err.strerror}); choose another --port "
-              "(0: a free one)", file=sys.stderr)
-        return 1
+        raise Unavailable(f"cannot listen on 127.0.0.1:{port} ({err.strerror}); choose another --port "
+                          "(0: a free one)") from None
     url = f"http://127.0.0.1:{server.server_port}/dashboard/studies/{study_id}"
     print(f"optuna-dashboard (optuna {optuna.__version__}) serving study {study!r} from {journal}: {url}  "
           "(Ctrl-C stops it)", flush=True)

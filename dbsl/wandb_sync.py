@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .errors import Unavailable
 from .sinks.wandb import REACH_TIMEOUT, has_api_key, server_answers, server_host
 
 
@@ -25,8 +26,8 @@ def pending_runs(roots: Sequence[Path | str]) -> list[Path]:
 
 
 def sync(roots: Sequence[Path | str] = ("results",), dry_run: bool = False) -> int:
-    """List the offline runs under ``roots`` and (unless ``dry_run``) hand them to ``wandb sync``; the exit status
-    (1: no API key, or the server does not answer)."""
+    """List the offline runs under ``roots`` and (unless ``dry_run``) hand them to ``wandb sync``; its exit status.
+    No API key, or a server that does not answer, is :class:`~dbsl.errors.Unavailable`."""
     runs = pending_runs(roots)
     for run in runs:
         print(run)
@@ -34,13 +35,10 @@ def sync(roots: Sequence[Path | str] = ("results",), dry_run: bool = False) -> i
     if dry_run or not runs:
         return 0
     if not has_api_key():
-        print("error: no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `just sync` again",
-              file=sys.stderr)
-        return 1
+        raise Unavailable("no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `just sync` again")
     if not server_answers():
         host, port = server_host()
-        print(f"error: the W&B server {host}:{port} does not answer within {REACH_TIMEOUT:g} s (no network?); the "
-              "offline runs stay as they are: run `just sync` again when it answers", file=sys.stderr)
-        return 1
+        raise Unavailable(f"the W&B server {host}:{port} does not answer within {REACH_TIMEOUT:g} s (no network?); "
+                          "the offline runs stay as they are: run `just sync` again when it answers")
     return subprocess.call([sys.executable, "-m", "wandb", "sync", *map(str, runs)])
 

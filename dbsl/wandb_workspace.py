@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
 from . import layout
+from .errors import Unavailable, UserError
 from .record import write_atomic
 from .sinks.wandb import REACH_TIMEOUT, STEP_METRIC, WORKER_TIMES, has_api_key, server_answers, server_host, worker_key
 
@@ -119,26 +120,22 @@ def write_workspace(group: str, project: str = "dbsl", entity: Optional[str] = N
                     records: Optional[Sequence[Path]] = None, workers: Optional[int] = None, out: Optional[Path] = None,
                     save: bool = False) -> int:
     """Write the workspace spec of ``group`` (default ``results/dashboards/<group>.json``); with ``save``, create the
-    workspace in W&B too. ``records``: the group's run record folders (default :func:`record_folders`). The exit
-    status (2: bad input, 1: no API key or no server for ``save``)."""
+    workspace in W&B too. ``records``: the group's run record folders (default :func:`record_folders`). Bad input is
+    a :class:`~dbsl.errors.UserError`; no API key or no server for ``save`` is :class:`~dbsl.errors.Unavailable`."""
     folders = records if records is not None else record_folders(group, Path("results"))
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
-        print(f"error: --records: no such folder {', '.join(missing)}", file=sys.stderr)
-        return 2
+        raise UserError(f"--records: no such folder {', '.join(missing)}")
     if workers is not None and workers < 1:
-        print(f"error: --workers={workers}: needs at least 1 worker", file=sys.stderr)
-        return 2
+        raise UserError(f"--workers={workers}: needs at least 1 worker")
     if save and not has_api_key():
-        print(f"error: no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `just dashboard {group} "
-              "--save` again; without --save the spec is written offline", file=sys.stderr)
-        return 1
+        raise Unavailable(f"no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `just dashboard {group} "
+                          "--save` again; without --save the spec is written offline")
     if save and not server_answers():
         host, port = server_host()
-        print(f"error: the W&B server {host}:{port} does not answer within {REACH_TIMEOUT:g} s (no network?); run "
-              f"`just dashboard {group}` without --save to write the spec offline, and --save again when it "
-              "answers", file=sys.stderr)
-        return 1
+        raise Unavailable(f"the W&B server {host}:{port} does not answer within {REACH_TIMEOUT:g} s (no network?); "
+                          f"run `just dashboard {group}` without --save to write the spec offline, and --save again "
+                          "when it answers")
     claims, found_workers = claims_markdown(folders)
     if not claims:
         print(f"note: no completed run records of {group!r} under "

@@ -163,3 +163,18 @@ def test_progress_bar_on_a_terminal(tmp_path):
     text = out.decode(errors="replace")
     assert "8/8 [" in text and "commit" in text, text  # tqdm's bar, at its end
     assert "epoch 2/2" in text
+
+
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n != "run"])
+def test_a_wrong_option_is_one_error_line_naming_it(name, capsys):
+    """argparse's own answer is a usage block and an error line; every command gives one line and status 2."""
+    from dbsl.cli.main import main
+
+    try:
+        code = main([name, "--no-such-option", "x"])
+    except SystemExit as done:
+        code = done.code
+    out, err = capsys.readouterr()
+    assert code == 2, (name, out, err)
+    [line] = err.splitlines()
+    assert line.startswith("error: ") and "--no-such-option" in line, line

@@ -2,15 +2,15 @@
 :mod:`dbsl.wandb_workspace`)."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from .. import wandb_workspace as library
+from ..errors import ArgumentParser, cli_main
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="dbsl dashboard", description=library.__doc__.split("\n\n")[0])
+def _main(argv: Sequence[str]) -> int:
+    parser = ArgumentParser(prog="dbsl dashboard", description=library.__doc__.split("\n\n")[0])
     parser.add_argument("group", help="the W&B group: a sweep's name (e.g. smoke) or logger.group")
     parser.add_argument("--project", default="dbsl", help="W&B project (logger.project; default dbsl)")
     parser.add_argument("--entity", help="W&B entity (default: your default entity once online)")
@@ -23,3 +23,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     return library.write_workspace(args.group, args.project, args.entity, args.records, args.workers, args.out,
                                    args.save)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Bad input: one error line, status 2; a service or port not there: one line, status 1."""
+    return cli_main(_main, argv, "nothing was written")
