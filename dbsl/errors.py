@@ -2,8 +2,9 @@
 
 :class:`UserError` is bad input (a config value, a path, a dataset, a damaged run record, an impossible budget);
 its message names the key or file and the fix. The tools exit with status 2 on one, and with status 1 on a run
-that :class:`Diverged` or met a :class:`RunFailure` (a dead worker). Anything else is an internal error and keeps its traceback. ``--debug`` (or Hydra's
-``HYDRA_FULL_ERROR=1``) shows the traceback of user errors too.
+that :class:`Diverged` or met a :class:`RunFailure` (a dead worker), or when what a command needs is
+:class:`Unavailable` (no W&B API key, a server that does not answer). Anything else is an internal error and keeps
+its traceback. ``--debug`` (or Hydra's ``HYDRA_FULL_ERROR=1``) shows the traceback of user errors too.
 
 Hydra's own composition errors (an unknown preset or key, a value of the wrong type) count as user errors; they
 are reworded into one line by :func:`one_line`.
@@ -128,8 +129,9 @@ def _join(message: str) -> str:
 
 @contextlib.contextmanager
 def reported(interrupted: str) -> Iterator[None]:
-    """Turn a user error into one ``error:`` line on stderr and ``SystemExit`` (2, or 1 for a diverged run), and
-    Ctrl-C into the one line ``interrupted``; internal errors (and everything, with --debug) pass unchanged."""
+    """Turn a user error into one ``error:`` line on stderr and ``SystemExit`` (its ``exit_code``: 2 for bad input,
+    1 otherwise; a :class:`RunFailure`'s line ends with ``interrupted``, the way on), and Ctrl-C into the one line
+    ``interrupted``; internal errors (and everything, with --debug) pass unchanged."""
     try:
         yield
     except KeyboardInterrupt:

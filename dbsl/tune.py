@@ -40,7 +40,7 @@ from .compose import compose_config
 from . import layout
 from .identity import identity_overrides, run_dirname
 from .config import Config, ConfigError
-from .errors import Diverged
+from .errors import Diverged, RunFailure
 from .forecast import training_time
 from .paths import check_output_dir
 from .plan import batch_ratio_to_k, build_plan, dataset_size
@@ -331,7 +331,7 @@ def optimize(tuner: Tuner, study: optuna.Study, trials: int) -> None:
         except Exception as err:  # noqa: BLE001 - record it and go on; the run's record says failed (or diverged)
             trial.set_user_attr("error", f"{type(err).__name__}: {err}")
             study.tell(trial, state=TrialState.FAIL)
-            if isinstance(err, Diverged):  # the trial's settings, not a bug
+            if isinstance(err, (Diverged, RunFailure)):  # the trial's settings or a dead worker, not a bug
                 log.warning("trial %d failed: %s", trial.number, err)
             else:
                 log.exception("trial %d failed", trial.number)

@@ -99,6 +99,7 @@ def test_dbsl_data_needs_only_the_standard_library():
     (dbsl, the dispatcher, the command, dbsl.data.fashion_mnist) may import a third-party package."""
     probe = ("import sys\nfrom dbsl.cli.main import main\nmain(['--help'])\n"
              "try:\n    main(['data', '--help'])\nexcept SystemExit:\n    pass\n"
+             "assert main(['data', '--bogus']) == 2\n"  # the error path too
              "import dbsl.data.fashion_mnist\n"
              "std = set(sys.stdlib_module_names)\n"
              "print(sorted({m.split('.')[0] for m in sys.modules} - std - {'dbsl', '__main__'}))\n")

@@ -117,9 +117,9 @@ def test_a_run_killed_inside_its_first_phase_resumes_from_a_timed_checkpoint(tmp
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     victim = tmp_path / "victim"
 
-    def start():
-        return subprocess.Popen([sys.executable, "-m", "dbsl.run", *args, f"hydra.run.dir={victim}"], cwd=tmp_path,
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    def start(out=victim, *more):
+        return subprocess.Popen([sys.executable, "-m", "dbsl.run", *args, *more, f"hydra.run.dir={out}"],
+                                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     proc, deadline = start(), time.time() + 120
     while time.time() < deadline and proc.poll() is None and not (victim / "checkpoint.pt").exists():
@@ -127,12 +127,15 @@ def test_a_run_killed_inside_its_first_phase_resumes_from_a_timed_checkpoint(tmp
     assert proc.poll() is None, "no checkpoint before the run's end"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    resumed = start()
+    # side by side: the resumed run, and the same run uninterrupted with no timed checkpoints
+    resumed, reference = start(), start(tmp_path / "reference", "checkpoint_minutes=0")
     assert resumed.wait(timeout=240) == 0, resumed.stderr.read()
+    assert reference.wait(timeout=240) == 0, reference.stderr.read()
     import json
 
     summary = json.loads((victim / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["resumed_from_commit"] > 0
+    assert len(rows(victim)) == 24 and without_time(rows(victim)) == without_time(rows(tmp_path / "reference"))
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):

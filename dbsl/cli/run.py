@@ -6,7 +6,8 @@ summary table and exit status 1. With ``fail_fast=true`` the jobs not yet starte
 
 Bad input (an unknown preset or key, a value out of range, a missing dataset, a damaged record, an unusable
 ``results_dir``) ends the command with one ``error:`` line and exit status 2, without a traceback (``--debug`` or
-``HYDRA_FULL_ERROR=1`` shows it); a diverged run with one line and status 1; Ctrl-C with one line.
+``HYDRA_FULL_ERROR=1`` shows it); a diverged run, or a distributed run whose worker died, with one line and status 1;
+Ctrl-C with one line.
 """
 from __future__ import annotations
 

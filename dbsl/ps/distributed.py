@@ -7,8 +7,8 @@ wires them up for one run.
 
 A worker that dies, fails or stays silent for ``executor.timeout`` seconds (while the server is not holding it)
 ends the run with :class:`WorkerFailure` naming the worker and the last commit; everything recorded so far stays,
-and ``resume=true`` continues from the last checkpoint (saved at every phase change and every ``checkpoint_every``
-commits); workers then re-pull and their momentum starts from zero.
+and ``resume=true`` continues from the last checkpoint (saved at every phase change, every ``checkpoint_every``
+commits and every ``checkpoint_minutes``); workers then re-pull and their momentum starts from zero.
 """
 from __future__ import annotations
 

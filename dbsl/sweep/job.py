@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import to_config
-from ..errors import Diverged, RecordError, RunFailure, one_line, user_error
+from ..errors import Diverged, RecordError, RunFailure, Unavailable, one_line, user_error
 from ..machine import prepare
 from ..one_run import execute
 from ..ps.launch import torchrun_worker
@@ -55,7 +55,7 @@ def label_log_lines(label: str) -> None:
 def refused_input(known: BaseException | None) -> bool:
     """A user error that refuses a run before it starts: bad input. Not a diverged run, a dead worker, nor a record's
     error (a full disk mid-run is one), which may come after work was done."""
-    return known is not None and not isinstance(known, (Diverged, RecordError, RunFailure))
+    return known is not None and not isinstance(known, (Diverged, RecordError, RunFailure, Unavailable))
 
 
 def sweep_job(dcfg: DictConfig) -> dict:
