@@ -201,3 +201,54 @@ def test_a_grid_whose_every_run_is_refused_does_not_stop_the_next_grid(tmp_path)
     statuses = {read_summary(r)["scheme"]: read_summary(r)["status"] for r in find_runs(results / "sweeps" /
                                                                                           "refused_grid")}
     assert statuses == {"baseline": "completed"}
+
+
+def test_status_shows_where_each_run_stands_without_a_test_number(tmp_path, capsys):
+    """`dbsl sweep NAME --status`: one run completed, one killed after its first checkpoint, one never started; the
+    table finds each at the folder Hydra gave it and says how far it got, but shows no accuracy or loss."""
+    import signal
+    import time
+
+    from dbsl.cli.sweep import main
+    from dbsl.sweep.presets import load_preset
+    from dbsl.sweep.status import sweep_status
+
+    # 12 epochs x 4 workers = 48 commits: long enough to be killed after its first checkpoint (commit 2)
+    longer = [o for o in TINY if not o.startswith(("schedule.epochs=", "optim.lr_milestones="))]
+    longer += ["schedule.epochs=12", "optim.lr_milestones=[6]"]
+    preset = tmp_path / "blind.yaml"
+    preset.write_text(f"description: two grids\ngrids:\n  - scheme=baseline seed=0,1 {' '.join(longer)}\n"
+                      f"  - scheme=dbsl {' '.join(TINY)}\n")
+    results = tmp_path / "results"
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+
+    def multirun(seed, *more):  # grid 1's run of one seed, where the preset's multirun puts it
+        return [sys.executable, "-m", "dbsl.run", "-m", "sweep_name=blind", "scheme=baseline", f"seed={seed}", *longer,
+                f"results_dir={results}", "logger.progress=false", *more]
+
+    done = subprocess.run(multirun(0), cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = results / "sweeps" / "blind"
+    killed = subprocess.Popen(multirun(1, "checkpoint_every=2"), cwd=tmp_path, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and killed.poll() is None and not list(sweep.glob("*seed=1*/checkpoint.pt")):
+        time.sleep(0.02)
+    assert killed.poll() is None, "the run ended before it could be killed"
+    os.killpg(killed.pid, signal.SIGKILL)  # the multirun and its job: a run stopped without a word
+    killed.wait()
+    [stopped] = sweep.glob("*seed=1*")
+    rows = len((stopped / "metrics.csv").read_text().splitlines()) - 1
+
+    found = sweep_status(load_preset(str(preset)), [f"results_dir={results}"])
+    assert [(r["grid"], r["status"], r["commits"], r["total"], r["checkpoint"]) for r in found] == [
+        (1, "completed", 48, 48, False), (1, "in progress", rows, 48, True), (2, "not started", 0, None, False)]
+    assert 2 <= rows < 48 and found[1]["run"] == stopped.name and found[0]["written"] < 300
+
+    assert main([str(preset), "--status", f"results_dir={results}"]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("1/3 runs completed, 1 in progress, 1 not started"), out
+    assert f"{rows}/48" in out and "48/48 (100 %)" in out
+    best = read_summary(sweep / found[0]["run"])["best"]
+    for number in (best["test_top1"], best["test_loss"]):  # blind: no test number of any run
+        assert f"{number:.4f}" not in out and f"{100 * number:.1f}" not in out
