@@ -11,12 +11,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import Unavailable
+from .errors import Unavailable, UserError
 from .sinks.wandb import REACH_TIMEOUT, has_api_key, server_answers, server_host
 
 
 def pending_runs(roots: Sequence[Path | str]) -> list[Path]:
-    """Offline W&B run directories under ``roots`` without a ``*.synced`` marker, oldest first."""
+    """Offline W&B run directories under ``roots`` without a ``*.synced`` marker, oldest first. A root that is not
+    a folder is a :class:`~dbsl.errors.UserError` (a mistyped path would otherwise read as "nothing to upload")."""
+    if missing := [str(r) for r in roots if not Path(r).is_dir()]:
+        raise UserError(f"{', '.join(missing)}: no such folder; pass the folder(s) holding run records "
+                        "(default: results)")
     found = []
     for root in roots:
         for run in Path(root).rglob("offline-run-*"):

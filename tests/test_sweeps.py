@@ -252,3 +252,7 @@ def test_status_shows_where_each_run_stands_without_a_test_number(tmp_path, caps
     best = read_summary(sweep / found[0]["run"])["best"]
     for number in (best["test_top1"], best["test_loss"]):  # blind: no test number of any run
         assert f"{number:.4f}" not in out and f"{100 * number:.1f}" not in out
+    # a mistyped results_dir: one line naming the folder, not a table of 3 runs "not started"
+    assert main([str(preset), "--status", f"results_dir={tmp_path / 'reslts'}"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {tmp_path / 'reslts' / 'sweeps' / 'blind'}: no such sweep folder"), line

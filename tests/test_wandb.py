@@ -61,7 +61,7 @@ def key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
-def test_offline_run_writes_a_wandb_run_beside_the_record(compose, tmp_path, monkeypatch, no_credentials):
+def test_offline_run_writes_a_wandb_run_beside_the_record(compose, tmp_path, monkeypatch, no_credentials, capsys):
     monkeypatch.setenv("WANDB_MODE", "offline")
     run_dir = tmp_path / "run"
     overrides = [*TINY, "logger=wandb", "logger.group=study-a", "logger.tags=[paper]"]
@@ -125,6 +125,8 @@ def test_offline_run_writes_a_wandb_run_beside_the_record(compose, tmp_path, mon
     # `just sync` finds it, and without an API key stops with a message instead of prompting
     assert wandb_sync.pending_runs([tmp_path]) == [offline]
     assert sync.main([str(tmp_path)]) == 1
+    assert sync.main([str(tmp_path / "reslts"), "--dry-run"]) == 2  # a mistyped folder is not "nothing to upload"
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"error: {tmp_path / 'reslts'}: no such folder")
 
 
 def test_disabled_writes_no_wandb_files_and_the_record_is_complete(compose, tmp_path, monkeypatch, no_credentials):

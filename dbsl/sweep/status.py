@@ -17,6 +17,7 @@ from typing import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import UserError
 from ..identity import identity_overrides, run_dirname
 from .presets import Preset, expand_jobs, sweep_commands, sweep_dir
 
@@ -41,6 +42,9 @@ def run_state(run_dir: Path, now: float) -> dict:
 def sweep_status(preset: Preset, extra: Sequence[str]) -> list[dict]:
     """One entry per run of the preset, grid by grid, in the order ``dbsl sweep`` runs them."""
     folder, now, found = sweep_dir(preset, extra), time.time(), []
+    if not folder.is_dir():  # a mistyped results_dir or sweep_name would otherwise list every run as not started
+        raise UserError(f"{folder}: no such sweep folder; give the results_dir= (and sweep_name=) the sweep runs "
+                        f"with, or start it with `dbsl sweep {preset.name}`")
     for grid, command in enumerate(sweep_commands(preset, extra), 1):
         for job in expand_jobs(command[4:]):
             name = run_dirname(",".join(sorted(identity_overrides(job))))
