@@ -110,6 +110,13 @@ def test_files_that_are_not_the_packages_are_named(tmp_path, monkeypatch):
         not any((tmp_path / "data" / "FashionMNIST" / "raw").iterdir())  # nothing extracted from bad files
 
 
+def test_a_folder_that_cannot_be_made_is_one_line_naming_it_before_any_fetch(tmp_path, capsys):
+    assert fashion_mnist.get_files(Path("/proc/dbsl-data")) == 2  # /proc takes no new folders, not even root's
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [err.strip()] and err.startswith("error: --to /proc/dbsl-data: cannot make or write")
+    assert "fetching" not in out
+
+
 def test_without_apt_it_prints_the_one_command_that_works(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no apt-get, no dpkg
     assert fashion_mnist.get_files(tmp_path / "dest") == 1
