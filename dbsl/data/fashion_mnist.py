@@ -186,10 +186,11 @@ def get_files(to: Optional[Path] = None) -> int:
     dest = to or user_dir()
     try:  # a folder that cannot be made or written is the input's fault, not the package's: say so before fetching
         dest.mkdir(parents=True, exist_ok=True)
-        if not os.access(dest, os.W_OK):
-            raise PermissionError(13, "not writable")
+        problem = None if os.access(dest, os.W_OK) else "not writable"
     except OSError as err:
-        print(f"error: {'--to ' if to else ''}{dest}: cannot make or write the folder ({err.strerror}); choose a "
+        problem = err.strerror
+    if problem:
+        print(f"error: {'--to ' if to else ''}{dest}: cannot make or write the folder ({problem}); choose a "
               "folder of your own, e.g. --to ~/data/fashion-mnist", file=sys.stderr)
         return 2
     print(f"fetching {PACKAGE} as user {os.getuid()} into {dest} (apt-get download + dpkg -x, no root)", flush=True)
