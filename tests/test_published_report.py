@@ -104,6 +104,25 @@ def test_the_robustness_studys_arm_a_is_complete_with_its_reference():
     assert (primary["seeds_paired"] == 3).all()
 
 
+def test_the_robustness_studys_arm_b_is_complete_and_healthy():
+    """sweeps/robustness.md: arm B (baseline and DBSL n_S=2 x seeds 0-4 at the paper's LR per sample, 96 epochs) is
+    in with its post-hoc checks; its one primary contrast pairs 5 seeds. Health level: the baseline's mean endpoint
+    at least 88 %, and no run's test loss above 5 after the first epoch."""
+    report, records = REPO / "reports" / "robustness", REPO / "results" / "sweeps" / "robustness"
+    runs = pd.read_csv(report / "tables" / "runs.csv")
+    arm_b = runs[runs["run_dir"].str.contains("experiment=robust_b")]
+    assert len(arm_b) == 10 and (arm_b["status"] == "completed").all() and arm_b["included"].all()
+    assert sorted(arm_b["seed"]) == sorted(list(range(5)) * 2)
+    assert all((records / Path(r).name / "posthoc.json").is_file() for r in arm_b["run_dir"])
+    contrasts = pd.read_csv(report / "tables" / "prereg_contrasts_b.csv")
+    primary = contrasts[contrasts["role"] == "primary"]
+    assert list(primary["group"].str.split().str[0]) == ["dbsl"] and (primary["seeds_paired"] == 5).all()
+    per_seed = pd.read_csv(report / "tables" / "per_seed.csv")
+    per_seed = per_seed[per_seed["experiment"].str.startswith("robust_b")]
+    assert len(per_seed) == 10 and per_seed["peak_loss_after_epoch1"].max() <= 5
+    assert per_seed[per_seed["scheme"] == "baseline"]["endpoint_pct"].mean() >= 88
+
+
 def test_the_robustness_studys_arm_c_primary_runs_are_complete_and_its_gap_met():
     """sweeps/robustness.md: arm C's primary runs (baseline and DBSL n_S=2 x seeds 0-4, the regime with a
     generalisation gap) are in with their post-hoc checks; its one primary contrast pairs 5 seeds, and the health
@@ -130,8 +149,8 @@ def test_the_readme_quotes_the_robustness_answers_as_committed():
     text = (REPO / "reports" / "robustness" / "README.md").read_text()
     answers = text.split("## Answers\n", 1)[1].split("\n## ", 1)[0]
     quoted = [p.strip() for p in answers.split("\n\n")
-              if p.strip().startswith(("**Arm A, Primary", "**Arm C, Primary"))]
-    assert len(quoted) == 3
+              if p.strip().startswith(("**Arm A, Primary", "**Arm B, Primary", "**Arm C, Primary"))]
+    assert len(quoted) == 4
     for paragraph in quoted:
         assert paragraph in readme, paragraph
 
