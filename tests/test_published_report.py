@@ -89,17 +89,32 @@ def test_the_study_is_complete_as_pre_registered():
     assert list(reference["runs"]) == [4, 10]  # the reference's seeds 0-3, the PS baseline's 0-9
 
 
+ROBUSTNESS, ROBUSTNESS_RECORDS = REPO / "reports" / "robustness", REPO / "results" / "sweeps" / "robustness"
+
+
+def robustness_arm(arm: str, schemes: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The robustness report's runs.csv rows of one arm (of some schemes only, if given), each checked: completed,
+    in the numbers, and its post-hoc checks (posthoc.json) committed beside its record."""
+    runs = pd.read_csv(ROBUSTNESS / "tables" / "runs.csv")
+    rows = runs[runs["run_dir"].str.contains(f"experiment=robust_{arm}")]
+    if schemes:
+        rows = rows[rows["scheme"].isin(schemes)]
+    assert (rows["status"] == "completed").all() and rows["included"].all()
+    assert all((ROBUSTNESS_RECORDS / Path(r).name / "posthoc.json").is_file() for r in rows["run_dir"])
+    return rows
+
+
+def robustness_contrasts(arm: str, role: str) -> pd.DataFrame:
+    contrasts = pd.read_csv(ROBUSTNESS / "tables" / f"prereg_contrasts_{arm}.csv")
+    return contrasts[contrasts["role"] == role]
+
+
 def test_the_robustness_studys_arm_a_is_complete_with_its_reference():
     """sweeps/robustness.md: arm A (baseline, DBSL n_S=2, CPL, hybrid n_S=2 x seeds 0-2) and its plain-SGD
     reference (seeds 0-2) are in, each run with its post-hoc checks; arm A's two primary contrasts are paired over
     the 3 seeds."""
-    report, records = REPO / "reports" / "robustness", REPO / "results" / "sweeps" / "robustness"
-    runs = pd.read_csv(report / "tables" / "runs.csv")
-    arm_a = runs[runs["run_dir"].str.contains("experiment=robust_a")]
-    assert len(arm_a) == 12 + 3 and (arm_a["status"] == "completed").all() and arm_a["included"].all()
-    assert all((records / Path(r).name / "posthoc.json").is_file() for r in arm_a["run_dir"])
-    contrasts = pd.read_csv(report / "tables" / "prereg_contrasts_a.csv")
-    primary = contrasts[contrasts["role"] == "primary"]
+    assert len(robustness_arm("a")) == 12 + 3
+    primary = robustness_contrasts("a", "primary")
     assert sorted(primary["group"].str.split().str[0]) == ["dbsl", "hybrid"]
     assert (primary["seeds_paired"] == 3).all()
 
@@ -108,16 +123,11 @@ def test_the_robustness_studys_arm_b_is_complete_and_healthy():
     """sweeps/robustness.md: arm B (baseline and DBSL n_S=2 x seeds 0-4 at the paper's LR per sample, 96 epochs) is
     in with its post-hoc checks; its one primary contrast pairs 5 seeds. Health level: the baseline's mean endpoint
     at least 88 %, and no run's test loss above 5 after the first epoch."""
-    report, records = REPO / "reports" / "robustness", REPO / "results" / "sweeps" / "robustness"
-    runs = pd.read_csv(report / "tables" / "runs.csv")
-    arm_b = runs[runs["run_dir"].str.contains("experiment=robust_b")]
-    assert len(arm_b) == 10 and (arm_b["status"] == "completed").all() and arm_b["included"].all()
-    assert sorted(arm_b["seed"]) == sorted(list(range(5)) * 2)
-    assert all((records / Path(r).name / "posthoc.json").is_file() for r in arm_b["run_dir"])
-    contrasts = pd.read_csv(report / "tables" / "prereg_contrasts_b.csv")
-    primary = contrasts[contrasts["role"] == "primary"]
+    arm_b = robustness_arm("b")
+    assert len(arm_b) == 10 and sorted(arm_b["seed"]) == sorted(list(range(5)) * 2)
+    primary = robustness_contrasts("b", "primary")
     assert list(primary["group"].str.split().str[0]) == ["dbsl"] and (primary["seeds_paired"] == 5).all()
-    per_seed = pd.read_csv(report / "tables" / "per_seed.csv")
+    per_seed = pd.read_csv(ROBUSTNESS / "tables" / "per_seed.csv")
     per_seed = per_seed[per_seed["experiment"].str.startswith("robust_b")]
     assert len(per_seed) == 10 and per_seed["peak_loss_after_epoch1"].max() <= 5
     assert per_seed[per_seed["scheme"] == "baseline"]["endpoint_pct"].mean() >= 88
@@ -128,17 +138,11 @@ def test_the_robustness_studys_arm_c_primary_runs_are_complete_and_its_gap_met()
     generalisation gap) are in with their post-hoc checks; its one primary contrast pairs 5 seeds, and the health
     level is met: the baseline's final models are at least 5 pp better on their training images than on the test
     set, and their test loss at least 0.2 above their train loss."""
-    report, records = REPO / "reports" / "robustness", REPO / "results" / "sweeps" / "robustness"
-    runs = pd.read_csv(report / "tables" / "runs.csv")
-    arm_c = runs[runs["run_dir"].str.contains("experiment=robust_c")]
-    primary_runs = arm_c[arm_c["scheme"].isin(["baseline", "dbsl"])]
-    assert len(primary_runs) == 10 and (primary_runs["status"] == "completed").all() and primary_runs["included"].all()
-    assert sorted(primary_runs["seed"]) == sorted(list(range(5)) * 2)
-    assert all((records / Path(r).name / "posthoc.json").is_file() for r in primary_runs["run_dir"])
-    contrasts = pd.read_csv(report / "tables" / "prereg_contrasts_c.csv")
-    primary = contrasts[contrasts["role"] == "primary"]
+    primary_runs = robustness_arm("c", ("baseline", "dbsl"))
+    assert len(primary_runs) == 10 and sorted(primary_runs["seed"]) == sorted(list(range(5)) * 2)
+    primary = robustness_contrasts("c", "primary")
     assert list(primary["group"].str.split().str[0]) == ["dbsl"] and (primary["seeds_paired"] == 5).all()
-    final = pd.read_csv(report / "tables" / "final_models.csv")
+    final = pd.read_csv(ROBUSTNESS / "tables" / "final_models.csv")
     base = final[final["experiment"].str.startswith("robust_c") & final["label"].str.startswith("baseline")].iloc[0]
     assert base["train_top1_pct_mean"] - base["test_top1_pct_mean"] >= 5
     assert base["test_loss_mean"] - base["train_loss_mean"] >= 0.2
@@ -148,14 +152,9 @@ def test_the_robustness_studys_arm_c_secondary_runs_are_complete():
     """sweeps/robustness.md: arm C's secondary runs (CPL and the hybrid n_S=2 x seeds 0-4, run last) are in with
     their post-hoc checks; the hybrid's superiority and CPL's non-inferiority contrasts pair the same 5 seeds as the
     primary one."""
-    report, records = REPO / "reports" / "robustness", REPO / "results" / "sweeps" / "robustness"
-    runs = pd.read_csv(report / "tables" / "runs.csv")
-    arm_c = runs[runs["run_dir"].str.contains("experiment=robust_c")]
-    assert len(arm_c) == 20 and (arm_c["status"] == "completed").all() and arm_c["included"].all()
+    arm_c = robustness_arm("c")
     assert sorted(arm_c["scheme"].value_counts().items()) == [("baseline", 5), ("cpl", 5), ("dbsl", 5), ("hybrid", 5)]
-    assert all((records / Path(r).name / "posthoc.json").is_file() for r in arm_c["run_dir"])
-    contrasts = pd.read_csv(report / "tables" / "prereg_contrasts_c.csv")
-    secondary = contrasts[contrasts["role"] == "secondary"]
+    secondary = robustness_contrasts("c", "secondary")
     assert sorted(zip(secondary["group"].str.split().str[0], secondary["test"])) == [
         ("cpl", "noninferiority"), ("hybrid", "superiority")]
     assert (secondary["seeds_paired"] == 5).all()
@@ -163,7 +162,7 @@ def test_the_robustness_studys_arm_c_secondary_runs_are_complete():
 
 def test_the_readme_quotes_the_robustness_answers_as_committed():
     readme = (REPO / "README.md").read_text()
-    text = (REPO / "reports" / "robustness" / "README.md").read_text()
+    text = (ROBUSTNESS / "README.md").read_text()
     answers = text.split("## Answers\n", 1)[1].split("\n## ", 1)[0]
     quoted = [p.strip() for p in answers.split("\n\n")
               if p.strip().startswith("**Arm") and ", Time," not in p.split(".**")[0]]
